@@ -1,0 +1,187 @@
+"""edn as Clojure reads and prints it, with a documented Python mapping.
+
+Reading uses ``edn_format``. Writing is done here, because ``edn_format.dumps`` does not
+print what Clojure's ``pr-str`` prints (map separators, string escapes, doubles), and a
+flask_sente server must be byte-for-byte indistinguishable from a Sente server.
+
+=====================  ==============================  ==============================
+edn                    Python (read)                   Python (written as that edn)
+=====================  ==============================  ==============================
+``nil true false``     ``None True False``
+``42`` ``42N``         ``int``                         ``int`` (``N`` past 64 bits)
+``1.5`` ``1.5M``       ``float`` / ``Decimal``
+``"s"``                ``str``
+``\\a``                ``Char`` (a ``str``)
+``:ns/name``           ``Keyword`` (a ``str``)         ``Keyword``; also ``str`` map keys
+``sym``                ``Symbol``
+``[...]``              ``list``                        ``list``
+``(...)``              ``tuple``                       ``tuple``
+``{...}``              ``dict``                        ``dict`` and other mappings
+``#{...}``             ``frozenset``                   ``set`` / ``frozenset``
+``#uuid "..."``        ``uuid.UUID``
+``#inst "..."``        aware ``datetime`` (UTC)        ``datetime`` (naive = UTC)
+=====================  ==============================  ==============================
+
+With ``keywordize_keys`` (the default), plain ``str`` map keys that are valid keyword
+names are written as keywords, because Clojure programs key their maps by keywords.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import uuid
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+import edn_format
+from edn_format import Char, Symbol
+
+from .errors import PackError, UnpackError
+from .protocol import Keyword
+
+__all__ = ["Char", "Keyword", "Symbol", "dumps", "loads"]
+
+_KEYWORD_NAME = re.compile(r"(?![+-.]?\d)[A-Za-z0-9*+!_?<>=.'\-]+(/[A-Za-z0-9*+!_?<>=.'\-]+)?\Z")
+_STRING_ESCAPES = str.maketrans(
+    {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r", "\f": "\\f", "\b": "\\b"}
+)
+_CHAR_NAMES = {
+    "\n": "newline",
+    " ": "space",
+    "\t": "tab",
+    "\b": "backspace",
+    "\f": "formfeed",
+    "\r": "return",
+}
+_LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
+
+
+def dumps(value: Any, *, keywordize_keys: bool = True) -> str:
+    """Print ``value`` as Clojure's ``pr-str`` would print the equivalent Clojure data."""
+    out: list[str] = []
+    _write(value, out, keywordize_keys)
+    return "".join(out)
+
+
+def loads(text: str | bytes) -> Any:
+    """Read one edn value; raises :class:`UnpackError` carrying ``text`` when it cannot."""
+    if isinstance(text, bytes | bytearray):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UnpackError(f"edn must be UTF-8 text: {exc}", bytes(text)) from exc
+    try:
+        raw = edn_format.loads(text)
+    except Exception as exc:
+        raise UnpackError(f"not valid edn: {exc}", text) from exc
+    return _from_edn_format(raw)
+
+
+def is_keyword_name(s: str) -> bool:
+    """Whether ``s`` can be written as ``:s`` and read back as the same keyword."""
+    return bool(_KEYWORD_NAME.match(s))
+
+
+def _write(x: Any, out: list[str], kw_keys: bool) -> None:
+    if x is None:
+        out.append("nil")
+    elif x is True:
+        out.append("true")
+    elif x is False:
+        out.append("false")
+    elif isinstance(x, Keyword):
+        out.append(":" + x)
+    elif isinstance(x, Char):
+        out.append("\\" + _CHAR_NAMES.get(x, x))
+    elif isinstance(x, str):
+        out.append('"' + x.translate(_STRING_ESCAPES) + '"')
+    elif isinstance(x, int):
+        out.append(str(x) if _LONG_MIN <= x <= _LONG_MAX else f"{x}N")
+    elif isinstance(x, float):
+        out.append(_double(x))
+    elif isinstance(x, list):
+        _write_seq(x, "[", "]", out, kw_keys)
+    elif isinstance(x, tuple):
+        _write_seq(x, "(", ")", out, kw_keys)
+    elif isinstance(x, Mapping):
+        out.append("{")
+        first = True
+        for k, v in x.items():
+            if not first:
+                out.append(", ")
+            first = False
+            if kw_keys and type(k) is str and is_keyword_name(k):
+                out.append(":" + k)
+            else:
+                _write(k, out, kw_keys)
+            out.append(" ")
+            _write(v, out, kw_keys)
+        out.append("}")
+    elif isinstance(x, set | frozenset):
+        _write_seq(x, "#{", "}", out, kw_keys)
+    elif isinstance(x, Symbol):
+        out.append(x.name)
+    elif isinstance(x, uuid.UUID):
+        out.append(f'#uuid "{x}"')
+    elif isinstance(x, dt.datetime):
+        out.append(f'#inst "{_inst(x)}"')
+    elif isinstance(x, Decimal):
+        out.append(f"{x}M")
+    elif isinstance(x, bytes | bytearray):
+        raise PackError("edn cannot carry bytes; use a binary packer (msgpack) for them")
+    else:
+        raise PackError(f"edn cannot write a {type(x).__name__}: {x!r}")
+
+
+def _write_seq(xs: Any, open_: str, close: str, out: list[str], kw_keys: bool) -> None:
+    out.append(open_)
+    first = True
+    for x in xs:
+        if not first:
+            out.append(" ")
+        first = False
+        _write(x, out, kw_keys)
+    out.append(close)
+
+
+def _double(x: float) -> str:
+    """Java's ``Double.toString``: shortest digits, scientific outside [1e-3, 1e7)."""
+    if math.isnan(x):
+        return "##NaN"
+    if math.isinf(x):
+        return "##Inf" if x > 0 else "##-Inf"
+    if x == 0:
+        return "-0.0" if math.copysign(1.0, x) < 0 else "0.0"
+    sign = "-" if x < 0 else ""
+    shortest = Decimal(repr(abs(x)))
+    if 1e-3 <= abs(x) < 1e7:
+        text = format(shortest, "f")
+        return sign + (text if "." in text else text + ".0")
+    digits = "".join(map(str, shortest.as_tuple().digits)).rstrip("0") or "0"
+    exponent = shortest.adjusted()
+    return f"{sign}{digits[0]}.{digits[1:] or '0'}E{exponent}"
+
+
+def _inst(d: dt.datetime) -> str:
+    if d.tzinfo is not None:
+        d = d.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}-00:00"
+
+
+def _from_edn_format(x: Any) -> Any:
+    if isinstance(x, edn_format.Keyword):
+        return Keyword(x.name)
+    if isinstance(x, str | int | float | Decimal | Symbol | uuid.UUID | dt.datetime) or x is None:
+        return x
+    if isinstance(x, edn_format.ImmutableList | list):
+        return [_from_edn_format(v) for v in x]
+    if isinstance(x, tuple):
+        return tuple(_from_edn_format(v) for v in x)
+    if isinstance(x, Mapping):
+        return {_from_edn_format(k): _from_edn_format(v) for k, v in x.items()}
+    if isinstance(x, frozenset | set):
+        return frozenset(_from_edn_format(v) for v in x)
+    return x

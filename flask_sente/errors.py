@@ -1,0 +1,66 @@
+"""Every error flask_sente raises, under one root.
+
+Each error also inherits the builtin that matches its meaning, so callers can catch
+either the flask_sente class or the builtin they already know::
+
+    SenteError
+     +-- InvalidEvent        (also ValueError)  an event is not [id] or [id, data]
+     +-- PackError           (also ValueError)  a value cannot be packed by a packer
+     +-- UnpackError         (also ValueError)  a package cannot be read; carries the raw package
+     +-- ConfigError         (also ValueError)  an option or SENTE_* key has a bad value
+     +-- ChannelClosed       (also ConnectionError)  the channel socket is not open
+     +-- ReplyError          the peer's side failed to produce a reply (chsk/error)
+     +-- ReplyTimeout        (also TimeoutError)  no reply within the timeout (chsk/timeout)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SenteError(Exception):
+    """The root of every flask_sente error."""
+
+
+class InvalidEvent(SenteError, ValueError):
+    """An event is not ``[id]`` or ``[id, data]`` with a namespaced id.
+
+    ``problem`` describes what is wrong, in the spirit of Sente's validation map,
+    e.g. ``{"wrong-type": {"expected": "vector", "actual": "str"}}``.
+    """
+
+    def __init__(self, event: Any, problem: dict[str, Any]) -> None:
+        self.event = event
+        self.problem = problem
+        super().__init__(f"invalid event {event!r}: {problem}")
+
+
+class PackError(SenteError, ValueError):
+    """A value cannot be written by the chosen packer."""
+
+
+class UnpackError(SenteError, ValueError):
+    """A package (wire string or bytes) cannot be read.
+
+    ``package`` is the raw input, so a server can report it as ``chsk/bad-package``.
+    """
+
+    def __init__(self, message: str, package: str | bytes) -> None:
+        self.package = package
+        super().__init__(message)
+
+
+class ConfigError(SenteError, ValueError):
+    """An option or a ``SENTE_*`` configuration key has a value that cannot work."""
+
+
+class ChannelClosed(SenteError, ConnectionError):
+    """The channel socket is not open (the ``chsk/closed`` callback value)."""
+
+
+class ReplyError(SenteError):
+    """The request failed before a reply could arrive (the ``chsk/error`` callback value)."""
+
+
+class ReplyTimeout(SenteError, TimeoutError):
+    """No reply arrived within the timeout (the ``chsk/timeout`` callback value)."""
