@@ -2,4 +2,70 @@
 
 from __future__ import annotations
 
+import logging
+
 __version__ = "0.1.0"
+
+#: The Sente version whose wire protocol this library speaks.
+sente_version = (1, 22, 0)
+
+from .errors import (  # noqa: E402
+    ChannelClosed,
+    ConfigError,
+    InvalidEvent,
+    PackError,
+    ReplyError,
+    ReplyTimeout,
+    SenteError,
+    UnpackError,
+)
+from .events import EventMsg, RequestSnapshot, is_event_msg, is_server_event_msg  # noqa: E402
+from .extension import Sente  # noqa: E402
+from .packers import EdnPacker, JsonPacker, Packer, get_packer  # noqa: E402
+from .protocol import (  # noqa: E402
+    Keyword,
+    as_event,
+    assert_event,
+    cb_error,
+    cb_success,
+    is_event,
+    validate_event,
+)
+from .security import allow_origin  # noqa: E402
+
+
+def set_min_log_level(level: int | str) -> None:
+    """Set the level of every ``flask_sente`` logger (Sente's ``set-min-log-level!``)."""
+    logging.getLogger("flask_sente").setLevel(level.upper() if isinstance(level, str) else level)
+
+
+__all__ = [
+    "ChannelClosed",
+    "ConfigError",
+    "EdnPacker",
+    "EventMsg",
+    "InvalidEvent",
+    "JsonPacker",
+    "Keyword",
+    "PackError",
+    "Packer",
+    "ReplyError",
+    "ReplyTimeout",
+    "RequestSnapshot",
+    "Sente",
+    "SenteError",
+    "UnpackError",
+    "__version__",
+    "allow_origin",
+    "as_event",
+    "assert_event",
+    "cb_error",
+    "cb_success",
+    "get_packer",
+    "is_event",
+    "is_event_msg",
+    "is_server_event_msg",
+    "sente_version",
+    "set_min_log_level",
+    "validate_event",
+]

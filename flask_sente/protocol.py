@@ -216,7 +216,9 @@ def pack(
     if not legacy:
         return packer.pack([value, cb])
     if packer.binary:
-        raise PackError("the legacy v1 format is text only; it cannot be written with a binary packer")
+        raise PackError(
+            "the legacy v1 format is text only; it cannot be written with a binary packer"
+        )
     if wrap is None:
         wrap = cb is not None
     if wrap:
@@ -241,15 +243,18 @@ def unpack(packer: Packer, package: str | bytes) -> tuple[Any, Any]:
             return packer.unpack(package[1:]), None
         body = package[1:] if isinstance(package, str) and package[:1] == "+" else package
         wrapper = packer.unpack(body)
-    except UnpackError:
-        raise
+    except UnpackError as exc:
+        if exc.package is package:
+            raise
+        raise UnpackError(str(exc), package) from exc
     except Exception as exc:  # a packer may fail in many ways on hostile input
         raise UnpackError(f"cannot unpack {_preview(package)}: {exc}", package) from exc
     if wrapper is None:
         return None, None
     if not _is_vector(wrapper):
         raise UnpackError(
-            f"a message must be a [value cb] vector, got {type(wrapper).__name__}: {_preview(package)}",
+            f"a message must be a [value cb] vector, got {type(wrapper).__name__}: "
+            f"{_preview(package)}",
             package,
         )
     value = wrapper[0] if len(wrapper) > 0 else None
@@ -262,7 +267,7 @@ def _preview(package: str | bytes, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-# ---------------------------------------------------------------------------- what a client receives
+# ---------------------------------------------------------------------------- client side
 
 
 class MessageKind(Enum):
@@ -291,8 +296,8 @@ class ServerMessage:
     @property
     def handshake(self) -> tuple[Any, Any]:
         """``(uid, handshake_data)`` of a HANDSHAKE message."""
-        body = self.value[1] if len(self.value) > 1 else None
-        if not _is_vector(body):
+        body: Any = self.value[1] if len(self.value) > 1 else None
+        if not isinstance(body, list | tuple):
             return None, None
         uid = body[0] if len(body) > 0 else None
         data = body[2] if len(body) > 2 else None

@@ -1,0 +1,144 @@
+"""The conformance app: a Flask server answering like the Sente server of the captured traffic.
+
+Used by this project's protocol tests and by any outside conformance client::
+
+    python examples/conformance.py --port 8090 [--packer json|edn] [--csrf-token T]
+        [--allowed-origin O ...] [--lp-timeout-ms N] [--ws-kalive-ms N]
+
+or under gunicorn, with the same options from the environment (SENTE_PACKER,
+SENTE_CSRF_TOKEN, SENTE_ALLOWED_ORIGINS comma-separated, SENTE_LP_TIMEOUT_MS,
+SENTE_WS_KALIVE_MS)::
+
+    gunicorn 'examples.conformance:create_app()'
+
+The uid is the ``uid`` query parameter, else the client-id; the handshake data is
+``{"hello": "world", "n": 1}``. ``--port 0`` picks a free port; the first line printed says
+where it listens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from flask import Flask, request
+
+from flask_sente import EventMsg, Sente
+from flask_sente.protocol import SKIP_CSRF_CHECK
+
+
+def create_app(
+    *,
+    packer: str | None = None,
+    csrf_token: str | None = None,
+    allowed_origins: list[str] | None = None,
+    lp_timeout_ms: int | None = None,
+    ws_kalive_ms: int | None = None,
+    **extra: Any,
+) -> Flask:
+    env = os.environ
+    packer = packer or env.get("SENTE_PACKER", "json")
+    csrf_token = csrf_token or env.get("SENTE_CSRF_TOKEN") or None
+    if allowed_origins is None and env.get("SENTE_ALLOWED_ORIGINS"):
+        allowed_origins = [o.strip() for o in env["SENTE_ALLOWED_ORIGINS"].split(",") if o.strip()]
+    if lp_timeout_ms is None and env.get("SENTE_LP_TIMEOUT_MS"):
+        lp_timeout_ms = int(env["SENTE_LP_TIMEOUT_MS"])
+    if ws_kalive_ms is None and env.get("SENTE_WS_KALIVE_MS"):
+        ws_kalive_ms = int(env["SENTE_WS_KALIVE_MS"])
+
+    app = Flask(__name__)
+    app.secret_key = "conformance-app-not-secret"
+    options: dict[str, Any] = {
+        "packer": packer,
+        "user_id_fn": lambda req: req.param("uid") or req.client_id,
+        "csrf_token_fn": (lambda req: csrf_token) if csrf_token else (lambda req: SKIP_CSRF_CHECK),
+        "handshake_data_fn": lambda req: {"hello": "world", "n": 1},
+        "allowed_origins": set(allowed_origins) if allowed_origins else "all",
+    }
+    if lp_timeout_ms is not None:
+        options["lp_timeout_ms"] = lp_timeout_ms
+    if ws_kalive_ms is not None:
+        options["ws_kalive_ms"] = ws_kalive_ms
+    options.update(extra)
+    sente = Sente(app, **options)
+
+    @sente.on("test/echo")
+    def echo(msg: EventMsg) -> None:
+        if msg.reply:
+            msg.reply({"echo": msg.data})
+
+    @sente.on("test/reply-str")
+    def reply_str(msg: EventMsg) -> None:
+        if msg.reply:
+            msg.reply("a-string-reply")
+
+    @sente.on("test/push-me")
+    def push_me(msg: EventMsg) -> None:
+        sente.send(msg.uid, ["test/pushed", {"got": msg.data}])
+
+    @sente.on("test/push-3")
+    def push_3(msg: EventMsg) -> None:
+        for i in range(3):
+            sente.send(msg.uid, ["test/pushed", i])
+
+    @sente.on("test/push-flush")
+    def push_flush(msg: EventMsg) -> None:
+        sente.send(msg.uid, ["test/pushed-flushed", msg.data], flush=True)
+
+    @sente.on("test/close-me")
+    def close_me(msg: EventMsg) -> None:
+        sente.send(msg.uid, ["chsk/close"])
+
+    @sente.on("test/no-reply")
+    def no_reply(msg: EventMsg) -> None:
+        pass
+
+    @app.get("/push")
+    def push() -> str:
+        sente.send(request.args["uid"], ["test/oob-push", request.args.get("data")])
+        return "ok"
+
+    @app.get("/uids")
+    def uids() -> Any:
+        connected = sente.connected_uids
+        return {kind: sorted(map(str, uids)) for kind, uids in connected.items()}
+
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument("--packer", choices=["json", "edn"], default="json")
+    parser.add_argument("--csrf-token")
+    parser.add_argument("--allowed-origin", action="append", dest="allowed_origins")
+    parser.add_argument("--lp-timeout-ms", type=int)
+    parser.add_argument("--ws-kalive-ms", type=int)
+    args = parser.parse_args(argv)
+    app = create_app(
+        packer=args.packer,
+        csrf_token=args.csrf_token,
+        allowed_origins=args.allowed_origins,
+        lp_timeout_ms=args.lp_timeout_ms,
+        ws_kalive_ms=args.ws_kalive_ms,
+    )
+    from werkzeug.serving import make_server
+
+    server = make_server(args.host, args.port, app, threaded=True)
+    print(
+        f"flask_sente conformance app listening on http://{args.host}:{server.server_port}",
+        flush=True,
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

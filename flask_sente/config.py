@@ -1,0 +1,192 @@
+"""Server options: keyword arguments, then ``SENTE_*`` config keys, then Sente's defaults.
+
+Each option is read once, when ``init_app`` runs, and checked there, so a bad value fails
+at start-up with a message that names the key rather than on the first connection.
+
+==========================================  ======================  =========================
+option (``SENTE_`` + upper-case for config)  default                 meaning
+==========================================  ======================  =========================
+path                                        ``"/chsk"``             the channel-socket route
+packer                                      ``"json"``              a name or a Packer
+allowed_origins                             ``"all"``               or a set of origins
+ws_kalive_ms                                25000                   ping after half of this idle
+ws_ping_timeout_ms                          10000                   close when no reply to a ping
+lp_timeout_ms                               20000                   long-poll length; < 60000
+send_buf_ms_ws / send_buf_ms_ajax           30 / 100                push batching windows
+ms_allow_reconnect_before_close_ws          2500                    close grace for WebSockets
+ms_allow_reconnect_before_close_ajax        5000                    close grace for Ajax
+recv_buf_or_n                               1000                    receive queue (drops oldest)
+max_message_size                            1048576                 bytes; larger: 1009 / 413
+handler_workers                             8                       threads running handlers
+write_legacy_pack_format                    False                   write Sente's v1 format
+simulated_bad_conn_rate                     0.0                     share of sabotaged activities
+==========================================  ======================  =========================
+
+Callables (``user_id_fn``, ``csrf_token_fn``, ``handshake_data_fn``, ``authorized_fn``,
+``unauthorized_fn``, ``bad_csrf_fn``, ``bad_origin_fn``, ``reject_fn``) are keyword
+arguments only. Each receives a :class:`~flask_sente.events.RequestSnapshot`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from .errors import ConfigError
+from .events import RequestSnapshot
+from .packers import Packer, get_packer
+
+logger = logging.getLogger("flask_sente.config")
+
+_FLASK_WTF_SESSION_KEY = "csrf_token"
+
+
+def default_user_id_fn(req: RequestSnapshot) -> Any:
+    """The session's ``uid``, as Sente's default reads ``(get-in req [:session :uid])``."""
+    return req.session.get("uid")
+
+
+def default_csrf_token_fn(req: RequestSnapshot) -> Any:
+    """The session's Flask-WTF token, checked with Flask-WTF when it is installed.
+
+    Flask-WTF puts a raw token in the session and hands pages a signed form of it, so with
+    Flask-WTF installed the reference is a validator rather than a string to compare.
+    Without a token in the session the reference is None, and the check fails (as Sente's).
+    """
+    token = req.session.get(_FLASK_WTF_SESSION_KEY)
+    if token is None:
+        return None
+    try:
+        from flask_wtf.csrf import ValidationError, validate_csrf
+    except ImportError:
+        return token
+
+    def validator(client_token: str) -> bool:
+        try:
+            validate_csrf(client_token)
+        except ValidationError:
+            return False
+        return True
+
+    return validator
+
+
+def default_handshake_data_fn(req: RequestSnapshot) -> Any:
+    return None
+
+
+def default_bad_csrf_fn(req: RequestSnapshot) -> Any:
+    return "Bad CSRF token", 403
+
+
+def default_bad_origin_fn(req: RequestSnapshot) -> Any:
+    return "Unauthorized origin", 403
+
+
+def default_unauthorized_fn(req: RequestSnapshot) -> Any:
+    return "Unauthorized request", 401
+
+
+_DEFAULT = object()
+
+_Fn = Callable[[RequestSnapshot], Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Options:
+    """Every server option, resolved and checked."""
+
+    path: str = "/chsk"
+    packer: Packer
+    user_id_fn: _Fn = default_user_id_fn
+    csrf_token_fn: _Fn | None = default_csrf_token_fn
+    handshake_data_fn: _Fn = default_handshake_data_fn
+    allowed_origins: str | frozenset[str] = "all"
+    authorized_fn: _Fn | None = None
+    unauthorized_fn: _Fn = default_unauthorized_fn
+    bad_csrf_fn: _Fn = default_bad_csrf_fn
+    bad_origin_fn: _Fn = default_bad_origin_fn
+    reject_fn: _Fn | None = None
+    ws_kalive_ms: int | None = 25000
+    ws_ping_timeout_ms: int | None = 10000
+    lp_timeout_ms: int = 20000
+    send_buf_ms_ws: int = 30
+    send_buf_ms_ajax: int = 100
+    ms_allow_reconnect_before_close_ws: int = 2500
+    ms_allow_reconnect_before_close_ajax: int = 5000
+    recv_buf_or_n: int = 1000
+    max_message_size: int = 1024 * 1024
+    handler_workers: int = 8
+    write_legacy_pack_format: bool = False
+    simulated_bad_conn_rate: float = 0.0
+
+    @classmethod
+    def resolve(cls, explicit: Mapping[str, Any], config: Mapping[str, Any]) -> Options:
+        """Keyword options win over ``SENTE_*`` config keys, which win over defaults."""
+        names = {f.name for f in fields(cls)}
+        unknown = set(explicit) - names
+        if unknown:
+            raise ConfigError(
+                f"unknown Sente option(s) {sorted(unknown)}; known options: {sorted(names)}"
+            )
+        values: dict[str, Any] = {}
+        for name in names:
+            key = "SENTE_" + name.upper()
+            if name in explicit:
+                values[name] = explicit[name]
+            elif key in config:
+                values[name] = config[key]
+        csrf_explicit = "csrf_token_fn" in explicit
+        values["packer"] = get_packer(values.get("packer", "json"))
+        options = cls(**values)
+        options._check()
+        if csrf_explicit and options.csrf_token_fn is None:
+            logger.warning(
+                "csrf_token_fn=None: CSRF checking is DISABLED for %s; any site can drive "
+                "this channel socket with your users' cookies",
+                options.path,
+            )
+        return options
+
+    def _check(self) -> None:
+        if not self.path.startswith("/"):
+            raise ConfigError(f"path must start with '/': got {self.path!r}")
+        if not 0 < self.lp_timeout_ms < 60000:
+            raise ConfigError(
+                f"lp_timeout_ms must be > 0 and < 60000 (clients time out Ajax at 60 s): "
+                f"got {self.lp_timeout_ms}"
+            )
+        for name in (
+            "send_buf_ms_ws",
+            "send_buf_ms_ajax",
+            "ms_allow_reconnect_before_close_ws",
+            "ms_allow_reconnect_before_close_ajax",
+            "recv_buf_or_n",
+            "max_message_size",
+            "handler_workers",
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"{name} must be a positive integer: got {value!r}")
+        for name in ("ws_kalive_ms", "ws_ping_timeout_ms"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value <= 0):
+                raise ConfigError(f"{name} must be a positive integer or None: got {value!r}")
+        if not 0.0 <= float(self.simulated_bad_conn_rate) <= 1.0:
+            raise ConfigError(
+                f"simulated_bad_conn_rate must be within [0, 1]: got {self.simulated_bad_conn_rate}"
+            )
+        if self.allowed_origins != "all":
+            if isinstance(self.allowed_origins, str):
+                raise ConfigError(
+                    f'allowed_origins must be "all" or a set of origins such as '
+                    f'{{"https://example.com"}}: got {self.allowed_origins!r}'
+                )
+            object.__setattr__(self, "allowed_origins", frozenset(self.allowed_origins))
+
+    @property
+    def ws_kalive_s(self) -> float | None:
+        """Sente halves ``ws_kalive_ms`` internally (its v1.21 change, #455)."""
+        return None if self.ws_kalive_ms is None else self.ws_kalive_ms / 2000.0

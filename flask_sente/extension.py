@@ -1,0 +1,268 @@
+"""The Flask extension: ``Sente(app)`` or ``Sente().init_app(app)``.
+
+Glue only: it reads options, registers the channel-socket route and the static files of
+the browser client, snapshots each request, runs the security checks, and hands the rest to
+the app's :class:`~flask_sente.server.ChannelServer` in ``app.extensions["sente"]``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    has_app_context,
+    request,
+    session,
+    url_for,
+)
+
+from . import __version__
+from .config import Options
+from .errors import ConfigError
+from .events import EventMsg, RequestSnapshot
+from .router import Handlers, RecvQueue
+from .security import check_request
+from .server import ChannelServer
+from .transports.websocket import is_websocket_request
+
+logger = logging.getLogger("flask_sente.extension")
+
+EXTENSION_KEY = "sente"
+_TEXT = "text/html; charset=utf-8"
+
+
+class _TakenOverResponse(Response):
+    """The WSGI answer once a WebSocket has used the connection's socket itself."""
+
+    def __init__(self, mode: str) -> None:
+        super().__init__(status=200)
+        self._mode = mode
+
+    def __call__(self, environ: Any, start_response: Any) -> Any:
+        if self._mode == "gunicorn":
+            # gunicorn closes the connection quietly when the app stops iteration
+            raise StopIteration()
+        return super().__call__(environ, start_response)
+
+
+def _snapshot_request() -> RequestSnapshot:
+    form = (
+        request.form.to_dict()
+        if request.method == "POST" and request.mimetype != "application/octet-stream"
+        else {}
+    )
+    return RequestSnapshot(
+        method=request.method,
+        path=request.path,
+        args=request.args.to_dict(),
+        headers={k.lower(): v for k, v in request.headers.items()},
+        cookies=dict(request.cookies),
+        remote_addr=request.remote_addr,
+        session=dict(session),
+        client_id=request.args.get("client-id") or form.get("client-id"),
+        form=form,
+    )
+
+
+class Sente:
+    """Channel sockets for a Flask app: WebSocket with Ajax fallback, Sente's wire protocol.
+
+    Options are keyword-only; see :mod:`flask_sente.config` for each one and its
+    ``SENTE_*`` configuration key. Handlers registered with :meth:`on` are shared by every
+    app this extension is initialised on.
+    """
+
+    def __init__(self, app: Flask | None = None, **options: Any) -> None:
+        Options.resolve(options, {})  # fail on unknown names or bad values at once
+        self._options = options
+        self.handlers: Handlers[EventMsg] = Handlers()
+        self._apps: weakref.WeakSet[Flask] = weakref.WeakSet()
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        if EXTENSION_KEY in app.extensions:
+            raise ConfigError("Sente is already initialised on this app")
+        options = Options.resolve(self._options, app.config)
+
+        def run_in_app_context(call: Callable[[], Any]) -> Any:
+            with app.app_context():
+                return call()
+
+        server = ChannelServer(options, self.handlers, run_in_app_context=run_in_app_context)
+        app.extensions[EXTENSION_KEY] = server
+        self._apps.add(app)
+
+        blueprint = Blueprint(
+            "sente", __name__, static_folder="static", static_url_path="/_sente/static"
+        )
+        view = lambda: self._handle(server, options)  # noqa: E731
+        # Werkzeug routes WebSocket upgrades only to rules marked websocket=True
+        blueprint.add_url_rule(options.path, "chsk", view, methods=["GET", "POST"])
+        blueprint.add_url_rule(options.path, "chsk_ws", view, methods=["GET"], websocket=True)
+        app.register_blueprint(blueprint)
+        app.jinja_env.globals["sente_js_url"] = sente_js_url
+        atexit.register(server.close)
+        logger.info("flask_sente %s serving channel sockets at %s", __version__, options.path)
+
+    # ------------------------------------------------------------------ per-app state
+
+    def server(self, app: Flask | None = None) -> ChannelServer:
+        """The channel server of ``app``, of the current app, or of the only app."""
+        if app is None:
+            if has_app_context():
+                app = current_app._get_current_object()  # type: ignore[attr-defined]
+            else:
+                apps = list(self._apps)
+                if len(apps) != 1:
+                    raise RuntimeError(
+                        "Sente is initialised on several apps (or none): call this within an "
+                        "app context, or pass app="
+                    )
+                app = apps[0]
+        try:
+            return app.extensions[EXTENSION_KEY]
+        except KeyError:
+            raise RuntimeError("Sente.init_app(app) has not been called for this app") from None
+
+    # ------------------------------------------------------------------ handlers
+
+    def on(self, event_id: str) -> Callable[[Callable[[EventMsg], Any]], Callable[[EventMsg], Any]]:
+        """Decorator: handle events with id ``event_id`` (``"ns/name"``)."""
+        return self.handlers.on(event_id)
+
+    def on_default(self, fn: Callable[[EventMsg], Any]) -> Callable[[EventMsg], Any]:
+        """Decorator: handle every event without a handler of its own."""
+        return self.handlers.on_default(fn)
+
+    def on_error(
+        self, fn: Callable[[EventMsg, BaseException], Any]
+    ) -> Callable[[EventMsg, BaseException], Any]:
+        """Decorator: called as ``fn(msg, exc)`` when a handler raises."""
+        return self.handlers.on_error(fn)
+
+    def start_router(
+        self,
+        handler: Callable[[EventMsg], Any],
+        *,
+        error_handler: Callable[[EventMsg, BaseException], Any] | None = None,
+        trace_evs: bool = False,
+        simple_auto_threading: bool = False,
+        app: Flask | None = None,
+    ) -> Callable[[], None]:
+        """Sente's ``start-server-chsk-router!``: run ``handler`` over ``ch_recv``.
+
+        It replaces the router that runs the decorator handlers. Returns ``stop()``.
+        """
+        server = self.server(app)
+        server.use_custom_router()
+        return server.start_router(
+            handler,
+            error_handler=error_handler,
+            trace_evs=trace_evs,
+            simple_auto_threading=simple_auto_threading,
+        )
+
+    # ------------------------------------------------------------------ pushing
+
+    def send(self, uid: Any, event: Any, flush: bool = False, *, app: Flask | None = None) -> None:
+        """Push ``event`` to every connection of ``uid``; ``["chsk/close"]`` closes them."""
+        self.server(app).send(uid, event, flush=flush)
+
+    def broadcast(self, event: Any, flush: bool = False, *, app: Flask | None = None) -> None:
+        """Push ``event`` to every connected uid."""
+        self.server(app).broadcast(event, flush=flush)
+
+    @property
+    def connected_uids(self) -> dict[str, frozenset[Any]]:
+        """A snapshot ``{"ws": ..., "ajax": ..., "any": ...}`` of the connected uids."""
+        return self.server().registry.connected_uids()
+
+    def watch_connected_uids(
+        self, fn: Callable[[dict[str, frozenset[Any]], dict[str, frozenset[Any]]], None]
+    ) -> Callable[[], None]:
+        """Call ``fn(old, new)`` whenever ``connected_uids`` changes; returns ``unwatch()``."""
+        return self.server().registry.watch(fn)
+
+    def close(self, app: Flask | None = None) -> None:
+        """Close every connection and stop the background threads."""
+        self.server(app).close()
+
+    # ------------------------------------------------------------------ Sente-named handles
+
+    @property
+    def ch_recv(self) -> RecvQueue[EventMsg]:
+        """The receive queue; reading it yourself? call ``start_router`` or stop the router."""
+        return self.server().ch_recv
+
+    @property
+    def send_fn(self) -> Callable[..., None]:
+        return self.send
+
+    @property
+    def ajax_post_fn(self) -> Callable[[], Any]:
+        """The view answering POSTs on the channel-socket route."""
+        return lambda: self._handle(self.server(), self.server().options)
+
+    ajax_get_or_ws_handshake_fn = ajax_post_fn
+
+    # ------------------------------------------------------------------ the route
+
+    def _handle(self, server: ChannelServer, options: Options) -> Any:
+        req = _snapshot_request()
+        if request.method == "GET" and not req.client_id:
+            return Response(
+                "missing client-id: a channel-socket GET needs a client-id query parameter "
+                "(Sente clients send one; is the client pointed at the right path?)",
+                400,
+                mimetype="text/plain",
+            )
+        if request.method == "POST" and (request.content_length or 0) > options.max_message_size:
+            return Response(
+                f"message too large: over max_message_size ({options.max_message_size} bytes)",
+                413,
+                mimetype="text/plain",
+            )
+        rejection = check_request(
+            req,
+            reject_fn=options.reject_fn,
+            csrf_token_fn=options.csrf_token_fn,
+            bad_csrf_fn=options.bad_csrf_fn,
+            allowed_origins=options.allowed_origins,
+            bad_origin_fn=options.bad_origin_fn,
+            authorized_fn=options.authorized_fn,
+            unauthorized_fn=options.unauthorized_fn,
+        )
+        if rejection is not None:
+            return rejection
+        uid = options.user_id_fn(req)
+        if request.method == "POST":
+            body = request.get_data() if request.mimetype == "application/octet-stream" else b""
+            return _answer(server.ajax_post(req, uid, body), server)
+        if is_websocket_request(request.environ):
+            outcome = server.serve_websocket(
+                req, request.environ, uid, options.handshake_data_fn(req)
+            )
+            if isinstance(outcome, str):
+                return _TakenOverResponse(outcome)
+            return _answer(outcome, server)
+        return _answer(server.ajax_get(req, uid, lambda: options.handshake_data_fn(req)), server)
+
+
+def _answer(answer: tuple[int, str | bytes], server: ChannelServer) -> Response:
+    status, body = answer
+    mimetype = "application/octet-stream" if isinstance(body, bytes) else None
+    return Response(body, status, content_type=_TEXT if mimetype is None else mimetype)
+
+
+def sente_js_url() -> str:
+    """The URL of the browser client, with the version in it so browsers may cache it."""
+    return url_for("sente.static", filename="sente.js", v=__version__)

@@ -1,0 +1,226 @@
+"""Who is connected: transport -> uid -> client-id -> slot, and the ``connected_uids`` view.
+
+Each (uid, client-id) pair has one slot per transport, as in Sente (spec 4.2). A slot
+outlives its connection for the close grace period, so a page reload or the gap between two
+long-polls neither drops the uid nor loses pushes: pushes made meanwhile wait in the slot's
+outbox and go out when the same client comes back. When the grace runs out, the slot goes,
+and the uid leaves ``connected_uids`` once it has no slot left of any kind.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .scheduler import Scheduler
+
+logger = logging.getLogger("flask_sente.registry")
+
+KINDS = ("ws", "ajax")
+
+ConnectedUids = dict[str, frozenset[Any]]
+
+
+class Slot:
+    """One client-id of one uid on one transport."""
+
+    __slots__ = ("client_id", "conn", "conn_id", "kind", "opened", "outbox", "udt", "uid")
+
+    def __init__(self, kind: str, uid: Any, client_id: str) -> None:
+        self.kind = kind
+        self.uid = uid
+        self.client_id = client_id
+        self.conn: Any = None
+        self.conn_id = 0
+        self.opened = False
+        self.outbox: list[Any] = []
+        self.udt = time.monotonic()
+
+
+class Registry:
+    """Connection slots and presence. Thread-safe; callbacks run outside its lock."""
+
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        *,
+        grace_s: dict[str, float],
+        on_uid_open: Callable[[Any, Slot], None],
+        on_uid_close: Callable[[Any, Slot], None],
+        on_dropped: Callable[[Slot, int], None],
+    ) -> None:
+        self.lock = threading.RLock()
+        self._scheduler = scheduler
+        self._grace_s = grace_s
+        self._on_uid_open = on_uid_open
+        self._on_uid_close = on_uid_close
+        self._on_dropped = on_dropped
+        self._slots: dict[str, dict[Any, dict[str, Slot]]] = {k: {} for k in KINDS}
+        self._open_count: dict[str, dict[Any, int]] = {k: {} for k in KINDS}
+        self._conn_ids = itertools.count(1)
+        self._watchers: list[Callable[[ConnectedUids, ConnectedUids], None]] = []
+        self._snapshot: ConnectedUids | None = None
+
+    # ------------------------------------------------------------------ slots
+
+    def slot(self, kind: str, uid: Any, client_id: str) -> Slot | None:
+        with self.lock:
+            return self._slots[kind].get(uid, {}).get(client_id)
+
+    def slots(self, kind: str, uid: Any) -> list[Slot]:
+        with self.lock:
+            return list(self._slots[kind].get(uid, {}).values())
+
+    def all_slots(self, kind: str) -> list[Slot]:
+        with self.lock:
+            return [s for by_client in self._slots[kind].values() for s in by_client.values()]
+
+    def has_uid(self, uid: Any) -> bool:
+        """Whether ``uid`` has a slot of any kind, live or within its grace period."""
+        with self.lock:
+            return any(uid in self._slots[kind] for kind in KINDS)
+
+    def handshake(self, kind: str, uid: Any, client_id: str) -> Slot:
+        """Record a client that handshook without a live connection (an Ajax handshake GET)."""
+        with self.lock:
+            slot = self._get_or_create(kind, uid, client_id)
+            slot.conn = None
+            slot.conn_id = next(self._conn_ids)
+            slot.udt = time.monotonic()
+            conn_id = slot.conn_id
+        self._expire_later(slot, conn_id)
+        return slot
+
+    def connect(
+        self,
+        kind: str,
+        uid: Any,
+        client_id: str,
+        conn: Any,
+        *,
+        on_installed: Callable[[Slot, Any], None] | None = None,
+    ) -> tuple[Slot, int]:
+        """Install a live connection in its slot; fires uidport-open for a new uid.
+
+        ``on_installed(slot, previous_conn)`` runs under the lock, so what it hands the new
+        connection (the outbox kept during the grace period) goes out before any later push.
+        """
+        with self.lock:
+            slot = self._get_or_create(kind, uid, client_id)
+            previous = slot.conn
+            slot.conn = conn
+            slot.conn_id = next(self._conn_ids)
+            slot.udt = time.monotonic()
+            if on_installed is not None:
+                on_installed(slot, previous)
+            opened_uid = False
+            if not slot.opened:
+                slot.opened = True
+                was_connected = self._is_connected(uid)
+                counts = self._open_count[kind]
+                counts[uid] = counts.get(uid, 0) + 1
+                opened_uid = not was_connected
+                self._changed()
+            conn_id = slot.conn_id
+        self._notify()
+        if opened_uid:
+            self._on_uid_open(uid, slot)
+        return slot, conn_id
+
+    def disconnect(self, slot: Slot, conn_id: int) -> None:
+        """The connection ``conn_id`` ended; the slot stays for its grace period."""
+        with self.lock:
+            if slot.conn_id != conn_id:
+                return
+            slot.conn = None
+            slot.udt = time.monotonic()
+        self._expire_later(slot, conn_id)
+
+    def _expire_later(self, slot: Slot, conn_id: int) -> None:
+        self._scheduler.call_later(self._grace_s[slot.kind], lambda: self._expire(slot, conn_id))
+
+    def _expire(self, slot: Slot, conn_id: int) -> None:
+        with self.lock:
+            by_client = self._slots[slot.kind].get(slot.uid)
+            if (
+                by_client is None
+                or by_client.get(slot.client_id) is not slot
+                or slot.conn_id != conn_id
+                or slot.conn is not None
+            ):
+                return
+            del by_client[slot.client_id]
+            if not by_client:
+                del self._slots[slot.kind][slot.uid]
+            closed_uid = False
+            if slot.opened:
+                counts = self._open_count[slot.kind]
+                counts[slot.uid] -= 1
+                if counts[slot.uid] == 0:
+                    del counts[slot.uid]
+                closed_uid = not self._is_connected(slot.uid)
+                self._changed()
+            dropped = len(slot.outbox)
+            slot.outbox = []
+        if dropped:
+            self._on_dropped(slot, dropped)
+        self._notify()
+        if closed_uid:
+            self._on_uid_close(slot.uid, slot)
+
+    def _get_or_create(self, kind: str, uid: Any, client_id: str) -> Slot:
+        by_client = self._slots[kind].setdefault(uid, {})
+        slot = by_client.get(client_id)
+        if slot is None:
+            slot = by_client[client_id] = Slot(kind, uid, client_id)
+        return slot
+
+    def _is_connected(self, uid: Any) -> bool:
+        return any(uid in self._open_count[k] for k in KINDS)
+
+    # ------------------------------------------------------------------ connected_uids
+
+    def connected_uids(self) -> ConnectedUids:
+        """A snapshot ``{"ws": ..., "ajax": ..., "any": ...}`` of frozensets."""
+        with self.lock:
+            if self._snapshot is None:
+                ws = frozenset(self._open_count["ws"])
+                ajax = frozenset(self._open_count["ajax"])
+                self._snapshot = {"ws": ws, "ajax": ajax, "any": ws | ajax}
+            return self._snapshot
+
+    def watch(self, fn: Callable[[ConnectedUids, ConnectedUids], None]) -> Callable[[], None]:
+        """Call ``fn(old, new)`` after every change; returns a function that stops watching."""
+        with self.lock:
+            self._watchers.append(fn)
+            self._last_notified = self.connected_uids()
+
+        def unwatch() -> None:
+            with self.lock:
+                if fn in self._watchers:
+                    self._watchers.remove(fn)
+
+        return unwatch
+
+    def _changed(self) -> None:
+        self._snapshot = None
+
+    def _notify(self) -> None:
+        with self.lock:
+            if not self._watchers:
+                return
+            old = self._last_notified
+            new = self.connected_uids()
+            if new is old:
+                return
+            self._last_notified = new
+            watchers = list(self._watchers)
+        for fn in watchers:
+            try:
+                fn(old, new)
+            except Exception:
+                logger.exception("a connected_uids watcher failed")

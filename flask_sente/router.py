@@ -1,0 +1,190 @@
+"""Event routing: the receive queue (``ch_recv``), handler registry, and the router threads.
+
+Every incoming event goes on ``ch_recv``, a bounded queue that drops its oldest message
+when full (Sente's sliding buffer), logging each drop. A router takes messages off it and
+runs handlers on a bounded set of worker threads. Messages of one client always go to the
+same worker, so one client's events are handled in the order they arrived while a slow
+handler for one client does not stall the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import zlib
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+logger = logging.getLogger("flask_sente.router")
+
+T = TypeVar("T")
+M = TypeVar("M")
+
+
+class RecvQueue(Generic[T]):
+    """A bounded FIFO that drops its oldest item when full (Sente's sliding buffer)."""
+
+    def __init__(self, maxlen: int, *, name: str = "ch_recv") -> None:
+        self._items: deque[T] = deque()
+        self._maxlen = maxlen
+        self._cond = threading.Condition()
+        self._name = name
+        self.dropped = 0
+        self._closed = False
+
+    def put(self, item: T) -> None:
+        with self._cond:
+            if len(self._items) >= self._maxlen:
+                self._items.popleft()
+                self.dropped += 1
+                logger.warning(
+                    "%s is full (%d messages): dropped the oldest; handlers are too slow or no "
+                    "router is running",
+                    self._name,
+                    self._maxlen,
+                )
+            self._items.append(item)
+            self._cond.notify()
+
+    def get(self, timeout: float | None = None) -> T | None:
+        """The next item, or None after ``timeout`` seconds or once closed and empty."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while not self._items:
+                if self._closed:
+                    return None
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                self._cond.wait(remaining)
+            return self._items.popleft()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class Handlers(Generic[M]):
+    """Handlers by event id, a default handler and an error handler.
+
+    Shared by the server and the Python client, which both route event messages that
+    have an ``id``.
+    """
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, Callable[[M], Any]] = {}
+        self._default: Callable[[M], Any] | None = None
+        self._error: Callable[[M, BaseException], Any] | None = None
+
+    def on(self, event_id: str) -> Callable[[Callable[[M], Any]], Callable[[M], Any]]:
+        """Decorator: run the function for events with id ``event_id``."""
+        if not isinstance(event_id, str) or "/" not in event_id:
+            raise ValueError(f'an event id is "namespace/name", got {event_id!r}')
+
+        def register(fn: Callable[[M], Any]) -> Callable[[M], Any]:
+            self._by_id[event_id] = fn
+            return fn
+
+        return register
+
+    def on_default(self, fn: Callable[[M], Any]) -> Callable[[M], Any]:
+        """Decorator: run the function for every event without a handler of its own."""
+        self._default = fn
+        return fn
+
+    def on_error(self, fn: Callable[[M, BaseException], Any]) -> Callable[[M, BaseException], Any]:
+        """Decorator: run ``fn(msg, exc)`` when a handler raises."""
+        self._error = fn
+        return fn
+
+    def has_handlers(self) -> bool:
+        return bool(self._by_id) or self._default is not None
+
+    def dispatch(self, msg: M) -> None:
+        handler = self._by_id.get(msg.id) or self._default  # type: ignore[attr-defined]
+        if handler is None:
+            logger.debug("no handler for event %r", msg.id)  # type: ignore[attr-defined]
+            return
+        handler(msg)
+
+    @property
+    def error_handler(self) -> Callable[[M, BaseException], Any] | None:
+        return self._error
+
+
+class Router(Generic[M]):
+    """Takes messages off a :class:`RecvQueue` and runs a handler on worker threads."""
+
+    def __init__(
+        self,
+        queue: RecvQueue[M],
+        handler: Callable[[M], Any],
+        *,
+        error_handler: Callable[[M, BaseException], Any] | None = None,
+        workers: int = 1,
+        key: Callable[[M], Any] = lambda msg: None,
+        wrap: Callable[[Callable[[], Any]], Any] = lambda call: call(),
+        trace_evs: bool = False,
+        name: str = "flask_sente-router",
+    ) -> None:
+        self._queue = queue
+        self._handler = handler
+        self._error_handler = error_handler
+        self._key = key
+        self._wrap = wrap
+        self._trace = trace_evs
+        self._stopping = threading.Event()
+        self._inboxes: list[RecvQueue[M]] = [
+            RecvQueue(10_000, name=f"{name} worker {i}") for i in range(workers)
+        ]
+        self._threads = [
+            threading.Thread(target=self._work, args=(inbox,), name=f"{name}-{i}", daemon=True)
+            for i, inbox in enumerate(self._inboxes)
+        ]
+        self._threads.append(threading.Thread(target=self._pump, name=name, daemon=True))
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop taking messages; waits (bounded) for running handlers to finish."""
+        self._stopping.set()
+        for inbox in self._inboxes:
+            inbox.close()
+        deadline = time.monotonic() + timeout_s
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _pump(self) -> None:
+        n = len(self._inboxes)
+        while not self._stopping.is_set():
+            msg = self._queue.get(timeout=0.25)
+            if msg is None:
+                continue
+            key = self._key(msg)
+            index = 0 if n == 1 or key is None else zlib.crc32(str(key).encode()) % n
+            self._inboxes[index].put(msg)
+
+    def _work(self, inbox: RecvQueue[M]) -> None:
+        while True:
+            msg = inbox.get()
+            if msg is None:
+                return
+            if self._trace:
+                logger.info("event: %r", getattr(msg, "event", msg))
+            try:
+                self._wrap(lambda msg=msg: self._handler(msg))  # type: ignore[misc]
+            except Exception as exc:
+                if self._error_handler is not None:
+                    try:
+                        self._wrap(lambda msg=msg, exc=exc: self._error_handler(msg, exc))  # type: ignore[misc]
+                    except Exception:
+                        logger.exception("the error handler failed")
+                else:
+                    logger.exception("handler failed for %r", getattr(msg, "event", msg))

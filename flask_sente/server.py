@@ -1,0 +1,398 @@
+"""One app's channel-socket server: connections, pushes, and incoming events.
+
+:class:`ChannelServer` is what ``Sente.init_app`` builds per Flask app. It knows nothing of
+Flask's request globals: the extension hands it a :class:`RequestSnapshot` (and, for a
+WebSocket, the WSGI environ), and gets back what to answer.
+
+Message flow::
+
+    client frame / POST -> unpack -> as_event -> EventMsg -> ch_recv -> router -> handler
+    Sente.send(uid, ev) -> SendBuffers (batch window) -> _deliver -> each slot of uid:
+        live WebSocket: queued on the connection; live long-poll: answers it;
+        neither (grace period, between polls): kept in the slot's outbox for its return
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from typing import Any
+
+from .config import Options
+from .errors import UnpackError
+from .events import EventMsg, RequestSnapshot
+from .protocol import (
+    ALL_USERS_WITHOUT_UID,
+    BAD_PACKAGE,
+    CLOSE,
+    DUMMY_CB_200,
+    NIL_UID,
+    PONG,
+    TIMEOUT,
+    UIDPORT_CLOSE,
+    UIDPORT_OPEN,
+    WS_PING,
+    WS_PONG,
+    as_event,
+    assert_event,
+    handshake_event,
+    has_ajax_cb,
+    normalize_event,
+    pack,
+    push_batch,
+    unpack,
+)
+from .push import SendBuffers
+from .registry import Registry, Slot
+from .router import Handlers, RecvQueue, Router
+from .scheduler import Scheduler
+from .transports.longpoll import CLOSED_BY_SERVER, LongPoll, OneShot
+from .transports.websocket import GOING_AWAY, WsConnection, socket_from_environ
+
+logger = logging.getLogger("flask_sente.server")
+
+#: A plain (status, body) answer; the extension turns it into a Flask response.
+Answer = tuple[int, str | bytes]
+_BINARY_FLAGS = ("true", "1")
+
+
+class ChannelServer:
+    """Connections, presence, pushes and the receive queue of one Flask app."""
+
+    def __init__(
+        self,
+        options: Options,
+        handlers: Handlers[EventMsg],
+        *,
+        run_in_app_context: Callable[[Callable[[], Any]], Any],
+    ) -> None:
+        self.options = options
+        self.packer = options.packer
+        self._handlers = handlers
+        self._run_in_app_context = run_in_app_context
+        self.scheduler = Scheduler()
+        self.registry = Registry(
+            self.scheduler,
+            grace_s={
+                "ws": options.ms_allow_reconnect_before_close_ws / 1000,
+                "ajax": options.ms_allow_reconnect_before_close_ajax / 1000,
+            },
+            on_uid_open=lambda uid, slot: self._emit_internal([UIDPORT_OPEN, uid], slot),
+            on_uid_close=lambda uid, slot: self._emit_internal([UIDPORT_CLOSE, uid], slot),
+            on_dropped=self._dropped_with_slot,
+        )
+        self.buffers = SendBuffers(
+            self.scheduler,
+            windows_s={
+                "ws": options.send_buf_ms_ws / 1000,
+                "ajax": options.send_buf_ms_ajax / 1000,
+            },
+            deliver=self._deliver,
+        )
+        self.ch_recv: RecvQueue[EventMsg] = RecvQueue(options.recv_buf_or_n)
+        self._router: Router[EventMsg] | None = None
+        self._auto_router = True
+        self.undelivered = 0
+        self._closed = False
+
+    # ------------------------------------------------------------------ packing
+
+    def _pack(self, value: Any, cb: Any = None) -> str | bytes:
+        return pack(self.packer, value, cb, legacy=self.options.write_legacy_pack_format)
+
+    # ------------------------------------------------------------------ routing
+
+    def start_router(
+        self,
+        handler: Callable[[EventMsg], Any],
+        *,
+        error_handler: Callable[[EventMsg, BaseException], Any] | None = None,
+        trace_evs: bool = False,
+        simple_auto_threading: bool = False,
+        workers: int | None = None,
+    ) -> Callable[[], None]:
+        """Run ``handler`` on every message of ``ch_recv``; returns ``stop()``."""
+        if self._router is not None:
+            self._router.stop()
+        n = workers or (self.options.handler_workers if simple_auto_threading else 1)
+        router = Router(
+            self.ch_recv,
+            handler,
+            error_handler=error_handler,
+            workers=n,
+            key=lambda msg: msg.client_id,
+            wrap=self._run_in_app_context,
+            trace_evs=trace_evs,
+        )
+        self._router = router
+
+        def stop() -> None:
+            router.stop()
+            if self._router is router:
+                self._router = None
+
+        return stop
+
+    def use_custom_router(self) -> None:
+        """The application reads ``ch_recv`` itself: do not start the handler router."""
+        self._auto_router = False
+        if self._router is not None:
+            self._router.stop()
+            self._router = None
+
+    def _ensure_router(self) -> None:
+        if self._router is None and self._auto_router and not self._closed:
+            self.start_router(
+                self._handlers.dispatch,
+                error_handler=lambda msg, exc: self._on_handler_error(msg, exc),
+                workers=self.options.handler_workers,
+            )
+
+    def _on_handler_error(self, msg: EventMsg, exc: BaseException) -> None:
+        handler = self._handlers.error_handler
+        if handler is None:
+            logger.error("handler for %r failed", msg.id, exc_info=exc)
+        else:
+            handler(msg, exc)
+
+    def _emit(
+        self,
+        event: list[Any],
+        *,
+        uid: Any,
+        client_id: str | None,
+        request: RequestSnapshot | None,
+        reply: Callable[[Any], bool] | None,
+    ) -> None:
+        self._ensure_router()
+        self.ch_recv.put(
+            EventMsg(
+                event=event,
+                uid=uid,
+                client_id=client_id,
+                request=request,
+                reply=reply,
+                send=self.send,
+                connected_uids=self.registry.connected_uids(),
+            )
+        )
+
+    def _emit_internal(self, event: list[Any], slot: Slot) -> None:
+        self._emit(event, uid=slot.uid, client_id=slot.client_id, request=None, reply=None)
+
+    def _read_package(
+        self, package: str | bytes, uid: Any, client_id: str | None, req: RequestSnapshot
+    ) -> tuple[list[Any], Any] | None:
+        try:
+            value, cb = unpack(self.packer, package)
+        except UnpackError as exc:
+            logger.info("bad package from client %s: %s", client_id, exc)
+            self._emit(
+                [BAD_PACKAGE, package], uid=uid, client_id=client_id, request=req, reply=None
+            )
+            return None
+        return as_event(value), cb
+
+    # ------------------------------------------------------------------ pushing
+
+    def send(self, uid: Any, event: Any, flush: bool = False) -> None:
+        """Push ``event`` to every connection of ``uid``; batched unless ``flush``."""
+        if uid is None:
+            raise ValueError(
+                'sending to a None uid is not supported (as in Sente); use "sente/all-users-'
+                'without-uid" to reach clients without a uid'
+            )
+        ev = normalize_event(assert_event(event))
+        if uid == ALL_USERS_WITHOUT_UID:
+            uid = NIL_UID
+        if ev[0] == CLOSE:
+            self.close_uid(uid)
+            return
+        if not self.registry.has_uid(uid):
+            self._undeliverable(uid, 1, "the uid has no connection")
+            return
+        self.buffers.add(uid, ev, flush=flush)
+
+    def broadcast(self, event: Any, flush: bool = False) -> None:
+        """Push ``event`` to every connected uid."""
+        for uid in self.registry.connected_uids()["any"]:
+            self.send(uid, event, flush=flush)
+
+    def close_uid(self, uid: Any) -> None:
+        """Close every connection of ``uid`` (what ``["chsk/close"]`` does)."""
+        for kind in ("ws", "ajax"):
+            for slot in self.registry.slots(kind, uid):
+                conn = slot.conn
+                if conn is not None:
+                    conn.close()
+
+    def _deliver(self, kind: str, uid: Any, events: list[Any]) -> None:
+        slots = self.registry.slots(kind, uid)
+        if not slots:
+            return
+        lock = self.registry.lock
+        if kind == "ws":
+            packed = self._pack(push_batch(events))
+            for slot in slots:
+                with lock:
+                    conn = slot.conn
+                    if conn is None or not conn.deliver(packed):
+                        slot.outbox.extend(events)
+        else:
+            for slot in slots:
+                with lock:
+                    pending = slot.outbox + events
+                    conn = slot.conn
+                    if conn is not None and conn.offer(pending):
+                        slot.outbox = []
+                    else:
+                        slot.outbox = pending
+
+    def _undeliverable(self, uid: Any, count: int, why: str) -> None:
+        self.undelivered += count
+        logger.warning("push to uid %r not delivered (%d event(s)): %s", uid, count, why)
+
+    def _dropped_with_slot(self, slot: Slot, count: int) -> None:
+        self._undeliverable(
+            slot.uid,
+            count,
+            f"client {slot.client_id} ({slot.kind}) did not come back within the close grace",
+        )
+
+    # ------------------------------------------------------------------ WebSocket
+
+    def serve_websocket(
+        self, req: RequestSnapshot, environ: dict[str, Any], uid: Any, handshake_data: Any
+    ) -> Answer | str:
+        """Run one WebSocket to its end. Returns an HTTP answer, or the WSGI server mode
+        (``"gunicorn"``, ``"werkzeug"``) once the socket was taken over."""
+        sock, mode = socket_from_environ(environ)
+        if sock is None:
+            return 501, (
+                "this WSGI server does not hand over its sockets, so WebSockets cannot be "
+                "served; run under gunicorn or the Werkzeug server, or use Ajax"
+            )
+        conn = WsConnection(sock, max_message_size=self.options.max_message_size)
+        if not conn.accept(environ):
+            return 400, "bad WebSocket upgrade request"
+        client_id = req.client_id or ""
+        conn.deliver(self._pack(handshake_event(uid, handshake_data)))
+
+        def hand_outbox(slot: Slot, previous: Any) -> None:
+            if slot.outbox:
+                conn.deliver(self._pack(push_batch(slot.outbox)))
+                slot.outbox = []
+
+        slot, conn_id = self.registry.connect("ws", uid, client_id, conn, on_installed=hand_outbox)
+        rate = self.options.simulated_bad_conn_rate
+
+        def on_message(data: str | bytes) -> None:
+            if rate and random.random() < rate:
+                conn.close(GOING_AWAY, "simulated bad connection")
+                return
+            self._on_ws_message(data, conn, uid, client_id, req)
+
+        try:
+            conn.run(
+                on_message,
+                kalive_s=self.options.ws_kalive_s,
+                ping_timeout_s=(
+                    None
+                    if self.options.ws_ping_timeout_ms is None
+                    else self.options.ws_ping_timeout_ms / 1000
+                ),
+                ping_message=self._pack(WS_PING),
+            )
+        finally:
+            self.registry.disconnect(slot, conn_id)
+        return mode
+
+    def _on_ws_message(
+        self, data: str | bytes, conn: WsConnection, uid: Any, client_id: str, req: RequestSnapshot
+    ) -> None:
+        read = self._read_package(data, uid, client_id, req)
+        if read is None:
+            return
+        event, cb = read
+        reply: Callable[[Any], bool] | None = None
+        if event[0] == WS_PING:
+            if cb is not None:
+                conn.deliver(self._pack(PONG, cb))
+        elif event[0] != WS_PONG and cb is not None:
+
+            def reply(value: Any, cb: Any = cb) -> bool:
+                return conn.deliver(self._pack(value, cb))
+
+        self._emit(event, uid=uid, client_id=client_id, request=req, reply=reply)
+
+    # ------------------------------------------------------------------ Ajax
+
+    def ajax_get(self, req: RequestSnapshot, uid: Any, handshake_data: Callable[[], Any]) -> Answer:
+        """A handshake, or a long-poll answered by pushes or ``chsk/timeout``."""
+        client_id = req.client_id or ""
+        if req.param("handshake?") or self.registry.slot("ajax", uid, client_id) is None:
+            self.registry.handshake("ajax", uid, client_id)
+            return 200, self._pack(handshake_event(uid, handshake_data()))
+        rate = self.options.simulated_bad_conn_rate
+        if rate and random.random() < rate:
+            return 503, "simulated bad connection"
+        poll = LongPoll()
+
+        def hand_outbox(slot: Slot, previous: Any) -> None:
+            if isinstance(previous, LongPoll):
+                previous.offer(TIMEOUT)
+            if slot.outbox:
+                poll.offer(slot.outbox)
+                slot.outbox = []
+
+        slot, conn_id = self.registry.connect(
+            "ajax", uid, client_id, poll, on_installed=hand_outbox
+        )
+        try:
+            result = poll.wait(self.options.lp_timeout_ms / 1000, on_timeout=TIMEOUT)
+        finally:
+            self.registry.disconnect(slot, conn_id)
+        if result is CLOSED_BY_SERVER:
+            return 200, ""
+        if isinstance(result, str):
+            return 200, self._pack(result)
+        return 200, self._pack(push_batch(result))
+
+    def ajax_post(self, req: RequestSnapshot, uid: Any, body: bytes) -> Answer:
+        """An event sent over Ajax; answered at once, or with the handler's first reply."""
+        binary = (req.param("binary?") or "").lower() in _BINARY_FLAGS
+        package: str | bytes | None = body if binary else req.param("ppstr")
+        if package is None:
+            return (
+                400,
+                "missing ppstr: an Ajax POST carries the packed event in the ppstr form field",
+            )
+        read = self._read_package(package, uid, req.client_id, req)
+        if read is None:
+            return 400, "bad package: it could not be unpacked with this server's packer"
+        event, cb = read
+        if not has_ajax_cb(cb):
+            self._emit(event, uid=uid, client_id=req.client_id, request=req, reply=None)
+            return 200, self._pack(DUMMY_CB_200)
+        waiter = OneShot()
+        self._emit(event, uid=uid, client_id=req.client_id, request=req, reply=waiter.offer)
+        return 200, self._pack(waiter.wait(self.options.lp_timeout_ms / 1000, on_timeout=TIMEOUT))
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        """Close every connection and stop the threads (bounded waits)."""
+        if self._closed:
+            return
+        self._closed = True
+        self.buffers.flush_all()
+        for kind in ("ws", "ajax"):
+            for slot in self.registry.all_slots(kind):
+                if slot.conn is not None:
+                    slot.conn.close()
+        if self._router is not None:
+            self._router.stop()
+            self._router = None
+        self.ch_recv.close()
+        self.scheduler.close()

@@ -1,0 +1,1 @@
+"""Server-side transports: WebSocket (``websocket``) and Ajax long-polling (``longpoll``)."""
