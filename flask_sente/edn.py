@@ -10,6 +10,7 @@ edn                    Python (read)                   Python (written as that e
 ``nil true false``     ``None True False``
 ``42`` ``42N``         ``int``                         ``int`` (``N`` past 64 bits)
 ``1.5`` ``1.5M``       ``float`` / ``Decimal``
+``1/3``                ``Fraction``
 ``"s"``                ``str``
 ``\\a``                ``Char`` (a ``str``)
 ``:ns/name``           ``Keyword`` (a ``str``)         ``Keyword``; also ``str`` map keys
@@ -19,11 +20,15 @@ edn                    Python (read)                   Python (written as that e
 ``{...}``              ``dict``                        ``dict`` and other mappings
 ``#{...}``             ``frozenset``                   ``set`` / ``frozenset``
 ``#uuid "..."``        ``uuid.UUID``
-``#inst "..."``        aware ``datetime`` (UTC)        ``datetime`` (naive = UTC)
+``#inst "..."``        aware ``datetime`` in UTC       ``datetime`` (naive = UTC)
 =====================  ==============================  ==============================
 
 With ``keywordize_keys`` (the default), plain ``str`` map keys that are valid keyword
 names are written as keywords, because Clojure programs key their maps by keywords.
+
+Map keys and set members must be hashable, so there a vector is read as a ``tuple`` and a
+map as a read-only ``Mapping``; Clojure compares ``[1 2]`` and ``(1 2)`` equal. Metadata
+(``^{...} x``) is dropped, as ``pr-str`` drops it.
 """
 
 from __future__ import annotations
@@ -31,20 +36,26 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+import threading
 import uuid
 from collections.abc import Mapping
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import edn_format
-from edn_format import Char, Symbol
+import ply.lex
+import ply.yacc
+from edn_format import Char, ImmutableDict, Symbol, edn_lex, edn_parse
+from edn_format.edn_lex import MetadataValue
 
 from .errors import PackError, UnpackError
 from .protocol import Keyword
 
 __all__ = ["Char", "Keyword", "Symbol", "dumps", "loads"]
 
-_KEYWORD_NAME = re.compile(r"(?![+-.]?\d)[A-Za-z0-9*+!_?<>=.'\-]+(/[A-Za-z0-9*+!_?<>=.'\-]+)?\Z")
+_KEYWORD_PART = r"(?![+.\-]?\d)[A-Za-z0-9*+!_?<>=.\-]+"
+_KEYWORD_NAME = re.compile(rf"{_KEYWORD_PART}(?:/{_KEYWORD_PART})?\Z")
 _STRING_ESCAPES = str.maketrans(
     {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r", "\f": "\\f", "\b": "\\b"}
 )
@@ -69,15 +80,64 @@ def dumps(value: Any, *, keywordize_keys: bool = True) -> str:
 def loads(text: str | bytes) -> Any:
     """Read one edn value; raises :class:`UnpackError` carrying ``text`` when it cannot."""
     if isinstance(text, bytes | bytearray):
+        text = bytes(text)
         try:
-            text = bytes(text).decode("utf-8")
+            source = text.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise UnpackError(f"edn must be UTF-8 text: {exc}", bytes(text)) from exc
+            raise UnpackError(f"edn must be UTF-8 text: {exc}", text) from exc
+    else:
+        source = text
     try:
-        raw = edn_format.loads(text)
-    except Exception as exc:
+        return _from_edn_format(_parse(_fix_char_literals(source)))
+    except RecursionError as exc:
+        raise UnpackError("edn is nested too deeply", text) from exc
+    except Exception as exc:  # edn_format fails in many ways on hostile input
         raise UnpackError(f"not valid edn: {exc}", text) from exc
-    return _from_edn_format(raw)
+
+
+class _Reader(threading.local):
+    """edn_format's ply parser and lexer, built once per thread.
+
+    ``edn_format.loads`` rebuilds both on every call, which costs three quarters of its time.
+    """
+
+    def __init__(self) -> None:
+        self.parser = ply.yacc.yacc(
+            module=edn_parse, debug=False, write_tables=False, errorlog=ply.yacc.NullLogger()
+        )
+        self.lexer = ply.lex.lex(module=edn_lex, reflags=re.UNICODE, errorlog=ply.lex.NullLogger())
+
+
+_reader = _Reader()
+
+
+def _parse(text: str) -> Any:
+    values = _reader.parser.parse(text, lexer=_reader.lexer)
+    return values[0] if values else None
+
+
+# Character literals Clojure prints that edn_format's lexer cannot read: the long names
+# \backspace and \formfeed, and characters that are neither printable ASCII nor word
+# characters, such as \€ or a raw control character.
+_ODD_CHAR = re.compile(r"\\(?:backspace|formfeed|[^!-~\w])")
+_CHAR_TOKEN = re.compile(r'\\(backspace|formfeed|[^!-~\w])|\\.|"(?:[^"\\]|\\.)*"', re.DOTALL)
+_CHAR_CODES = {"backspace": "\\u0008", "formfeed": "\\u000c"}
+
+
+def _fix_char_literals(text: str) -> str:
+    """Rewrite the character literals edn_format cannot read as ``\\uXXXX``, outside strings."""
+    if "\\" not in text or not _ODD_CHAR.search(text):
+        return text
+    return _CHAR_TOKEN.sub(_char_code, text)
+
+
+def _char_code(match: re.Match[str]) -> str:
+    name = match.group(1)
+    if name is None:
+        return match.group(0)
+    if name in _CHAR_CODES:
+        return _CHAR_CODES[name]
+    return f"\\u{ord(name):04x}" if ord(name) <= 0xFFFF else match.group(0)
 
 
 def is_keyword_name(s: str) -> bool:
@@ -130,6 +190,8 @@ def _write(x: Any, out: list[str], kw_keys: bool) -> None:
         out.append(f'#inst "{_inst(x)}"')
     elif isinstance(x, Decimal):
         out.append(f"{x}M")
+    elif isinstance(x, Fraction):
+        out.append(str(x.numerator) if x.denominator == 1 else f"{x.numerator}/{x.denominator}")
     elif isinstance(x, bytes | bytearray):
         raise PackError("edn cannot carry bytes; use a binary packer (msgpack) for them")
     else:
@@ -167,21 +229,34 @@ def _double(x: float) -> str:
 
 def _inst(d: dt.datetime) -> str:
     if d.tzinfo is not None:
-        d = d.astimezone(dt.timezone.utc).replace(tzinfo=None)
-    return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}-00:00"
+        d = d.astimezone(dt.UTC).replace(tzinfo=None)
+    return (
+        f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:{d.second:02d}"
+        f".{d.microsecond // 1000:03d}-00:00"
+    )
 
 
-def _from_edn_format(x: Any) -> Any:
+def _from_edn_format(x: Any, hashable: bool = False) -> Any:
+    """edn_format's value as the documented Python value; ``hashable`` for keys and set members."""
     if isinstance(x, edn_format.Keyword):
         return Keyword(x.name)
-    if isinstance(x, str | int | float | Decimal | Symbol | uuid.UUID | dt.datetime) or x is None:
+    if isinstance(x, str | int | float | Decimal | Fraction | Symbol | uuid.UUID) or x is None:
         return x
+    if isinstance(x, dt.datetime):
+        return x.astimezone(dt.UTC)
+    if isinstance(x, dt.date):
+        return dt.datetime(x.year, x.month, x.day, tzinfo=dt.UTC)
     if isinstance(x, edn_format.ImmutableList | list):
+        if hashable:
+            return tuple(_from_edn_format(v, True) for v in x)
         return [_from_edn_format(v) for v in x]
     if isinstance(x, tuple):
-        return tuple(_from_edn_format(v) for v in x)
+        return tuple(_from_edn_format(v, hashable) for v in x)
     if isinstance(x, Mapping):
-        return {_from_edn_format(k): _from_edn_format(v) for k, v in x.items()}
+        items = {_from_edn_format(k, True): _from_edn_format(v, hashable) for k, v in x.items()}
+        return ImmutableDict(items) if hashable else items
     if isinstance(x, frozenset | set):
-        return frozenset(_from_edn_format(v) for v in x)
+        return frozenset(_from_edn_format(v, True) for v in x)
+    if isinstance(x, MetadataValue):
+        return _from_edn_format(x.value, hashable)
     return x

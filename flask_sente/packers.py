@@ -74,9 +74,8 @@ class JsonPacker:
 
     def unpack(self, data: str | bytes) -> Any:
         try:
-            if isinstance(data, bytes | bytearray):
-                data = bytes(data).decode("utf-8")
-            return self._decode(data)
+            text = bytes(data).decode("utf-8") if isinstance(data, bytes | bytearray) else data
+            return self._decode(text)
         except (ValueError, RecursionError) as exc:
             raise UnpackError(f"not valid JSON: {exc}", data) from exc
 
@@ -96,14 +95,15 @@ class EdnPacker:
     def pack(self, value: Any) -> str:
         try:
             return edn.dumps(value, keywordize_keys=self.keywordize_keys)
+        except PackError:
+            raise
         except RecursionError as exc:
             raise PackError("value is nested too deeply for edn") from exc
+        except ValueError as exc:  # e.g. an int past sys.get_int_max_str_digits()
+            raise PackError(f"cannot write as edn: {exc}") from exc
 
     def unpack(self, data: str | bytes) -> Any:
-        try:
-            return edn.loads(data)
-        except RecursionError as exc:
-            raise UnpackError("edn is nested too deeply", data) from exc
+        return edn.loads(data)
 
     def __repr__(self) -> str:
         return f"EdnPacker(keywordize_keys={self.keywordize_keys})"
@@ -118,7 +118,7 @@ def get_packer(packer: str | Packer | None) -> Packer:
         return JsonPacker()
     if isinstance(packer, str):
         try:
-            return _BY_NAME[packer.lower()]()  # type: ignore[no-any-return]
+            return _BY_NAME[packer.lower()]()
         except KeyError:
             raise ConfigError(
                 f"unknown packer {packer!r}; use one of {sorted(_BY_NAME)} or a Packer object"
