@@ -1,0 +1,230 @@
+"""Ajax transport: the long-poll loop (GET) and event sends (POST), over requests.
+
+Like :mod:`.ws`, this layer knows HTTP, not Sente's state: the poll loop hands each
+response body to a listener and reports failures with the backoff it is about to wait.
+
+Every request can be cut short from another thread. requests has no abort, so each
+session's adapter remembers its connections and :meth:`_AbortableAdapter.abort` shuts
+their sockets down; a long-poll blocked for 20 s then returns at once, and disconnect()
+leaves no thread behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+import weakref
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from .runtime import ThreadSet
+from .state import now_udt
+from .urls import form_body, http_url
+
+__all__ = ["AjaxChannel", "AjaxHTTPError", "AjaxListener"]
+
+log = logging.getLogger("flask_sente.client.ajax")
+
+#: Seconds allowed for a TCP connect; the read timeout is ``ajax_timeout_ms``.
+CONNECT_TIMEOUT = 10.0
+
+
+class AjaxHTTPError(requests.RequestException):
+    """The server answered with a status other than 200 (e.g. 403 ``Bad CSRF token``)."""
+
+    def __init__(self, status: int, body: str) -> None:
+        self.status = status
+        self.body = body
+        super().__init__(f"HTTP {status}: {body[:200]}")
+
+
+class AjaxListener(Protocol):
+    def ajax_handshake_wanted(self) -> bool: ...
+    def ajax_received(self, chan: AjaxChannel, package: str | bytes) -> None: ...
+    def ajax_poll_failed(self, chan: AjaxChannel, exc: BaseException, delay_ms: int) -> None: ...
+
+
+class _AbortableAdapter(HTTPAdapter):
+    """An HTTP adapter whose open connections can all be shut down at once."""
+
+    def __init__(self) -> None:
+        self._conns: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._conns_lock = threading.Lock()
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        new_pool = self.poolmanager._new_pool
+
+        def tracked_new_pool(*a: Any, **k: Any) -> Any:
+            pool = new_pool(*a, **k)
+            new_conn = pool._new_conn
+
+            def tracked_new_conn() -> Any:
+                conn = new_conn()
+                with self._conns_lock:
+                    self._conns.add(conn)
+                return conn
+
+            pool._new_conn = tracked_new_conn  # type: ignore[method-assign]
+            return pool
+
+        self.poolmanager._new_pool = tracked_new_pool  # type: ignore[method-assign]
+
+    def abort(self) -> None:
+        with self._conns_lock:
+            conns = list(self._conns)
+        for conn in conns:
+            sock = getattr(conn, "sock", None)
+            if sock is None:
+                continue
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+def _session() -> tuple[requests.Session, _AbortableAdapter]:
+    session = requests.Session()
+    adapter = _AbortableAdapter()
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session, adapter
+
+
+class AjaxChannel:
+    """Long-polls ``url`` on its own thread and POSTs events from worker threads."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        client_id: str,
+        listener: AjaxListener,
+        threads: ThreadSet,
+        backoff_ms_fn: Callable[[int], int],
+        csrf_token: Callable[[], str | None],
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout_ms: int = 60_000,
+        binary: bool = False,
+        request_opts: Mapping[str, Any] | None = None,
+        sabotage: Callable[[], bool] = lambda: False,
+        name: str = "flask_sente.client-ajax",
+    ) -> None:
+        self.url = url
+        self.client_id = client_id
+        self._listener = listener
+        self._threads = threads
+        self._backoff = backoff_ms_fn
+        self._csrf = csrf_token
+        self._params = dict(params or {})
+        self._headers = dict(headers or {})
+        self._timeout_s = timeout_ms / 1000.0
+        self._binary = binary
+        self._opts = dict(request_opts or {})
+        self._sabotage = sabotage
+        self._name = name
+        self._stop = threading.Event()
+        self._poll_session, self._poll_adapter = _session()
+        self._post_session, self._post_adapter = _session()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def start(self) -> None:
+        self._threads.spawn(self._name + "-poll", self._poll_loop)
+
+    def stop(self) -> None:
+        """End the poll loop and cut every request in flight."""
+        self._stop.set()
+        self._poll_adapter.abort()
+        self._post_adapter.abort()
+
+    def break_poll(self) -> None:
+        """Cut the current long-poll, as Sente's ``chsk-break-connection!`` aborts its XHR."""
+        self._poll_adapter.abort()
+
+    def close_sessions(self) -> None:
+        self._poll_session.close()
+        self._post_session.close()
+
+    def _request_headers(self, *, post: bool) -> dict[str, str]:
+        headers = {"X-Requested-With": "XMLHTTPRequest", **self._headers}
+        token = self._csrf()
+        if token is not None:
+            headers["X-CSRF-Token"] = token
+        if post and not self._binary:
+            headers["Content-Type"] = "application/x-www-form-urlencoded;charset=UTF-8"
+        elif post:
+            headers["Content-Type"] = "application/octet-stream"
+        return headers
+
+    def _body(self, response: requests.Response) -> str | bytes:
+        if response.status_code != 200:
+            raise AjaxHTTPError(response.status_code, response.content.decode("utf-8", "replace"))
+        return response.content if self._binary else response.content.decode("utf-8")
+
+    def get(self, *, handshake: bool) -> str | bytes:
+        """One long-poll (or handshake) GET; the response body."""
+        params = dict(self._params)
+        params.update({"udt": now_udt(), "client-id": self.client_id})
+        if handshake:
+            params["handshake?"] = 1
+        response = self._poll_session.get(
+            http_url(self.url, params),
+            headers=self._request_headers(post=False),
+            timeout=(min(CONNECT_TIMEOUT, self._timeout_s), self._timeout_s),
+            **self._opts,
+        )
+        return self._body(response)
+
+    def post(self, package: str | bytes, timeout_s: float | None = None) -> str | bytes:
+        """POST one packed event; the response body (the reply wrapper). Blocking."""
+        if self._sabotage():
+            raise requests.ConnectionError("simulated bad connection")
+        timeout = self._timeout_s if timeout_s is None else timeout_s
+        fields: list[tuple[str, Any]] = [("udt", now_udt()), ("client-id", self.client_id)]
+        if self._binary:
+            url = http_url(self.url, dict([*fields, ("binary?", "true")]))
+            data: str | bytes = package
+        else:
+            url = http_url(self.url)
+            data = form_body([*fields, ("ppstr", package)]).encode()
+        response = self._post_session.post(
+            url,
+            data=data,
+            headers=self._request_headers(post=True),
+            timeout=(min(CONNECT_TIMEOUT, timeout), timeout),
+            **self._opts,
+        )
+        return self._body(response)
+
+    def _poll_loop(self) -> None:
+        attempt = 0
+        while not self._stop.is_set():
+            try:
+                if self._sabotage():
+                    raise requests.ConnectionError("simulated bad connection")
+                body = self.get(handshake=self._listener.ajax_handshake_wanted())
+            except requests.ReadTimeout:
+                attempt = 0
+                continue
+            except Exception as exc:
+                if self._stop.is_set():
+                    return
+                attempt += 1
+                delay_ms = 0 if attempt == 1 else int(self._backoff(attempt))
+                log.debug("poll failed (attempt %d, retry in %d ms): %s", attempt, delay_ms, exc)
+                self._listener.ajax_poll_failed(self, exc, delay_ms)
+                if self._stop.wait(delay_ms / 1000.0):
+                    return
+                continue
+            attempt = 0
+            if self._stop.is_set():
+                return
+            self._listener.ajax_received(self, body)

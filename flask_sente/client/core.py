@@ -1,0 +1,195 @@
+"""What the WebSocket and Ajax channel sockets share: options, state, events, callbacks.
+
+Sente's ``ChWebSocket`` and ``ChAJAXSocket`` share a state atom, the receive channels and
+the packer; :class:`Core` is that shared part. Every state change goes through
+:meth:`Core.swap_state` under one lock, so ``chsk/state`` events reach ``ch_recv`` in the
+order the changes happened, whichever thread made them.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from functools import partial
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..errors import UnpackError
+from ..packers import Packer
+from ..protocol import HANDSHAKE, RECV, STATE, ServerMessage, classify_server_message, pack, unpack
+from .callbacks import Callback, PendingCallbacks
+from .events import ChRecv
+from .runtime import Dispatcher, Scheduler, ThreadSet
+from .state import ClientState, WatchFn, now_udt, state_event_maps
+
+if TYPE_CHECKING:
+    from .client import Client
+
+__all__ = ["Core", "Options"]
+
+log = logging.getLogger("flask_sente.client")
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """The client's options after validation (see :class:`~flask_sente.client.Client`)."""
+
+    url: str
+    type: str
+    csrf_token: str | Callable[[], str | None] | None
+    params: Mapping[str, Any]
+    headers: Mapping[str, str]
+    client_id: str
+    ws_kalive_ms: int | None
+    ws_ping_timeout_ms: int
+    backoff_ms_fn: Callable[[int], int]
+    wrap_recv_evs: bool
+    ajax_timeout_ms: int
+    write_legacy_pack_format: bool | None
+    simulated_bad_conn_rate: float
+    ws_constructor: Callable[..., Any] | None
+    ws_opts: Mapping[str, Any] = field(default_factory=dict)
+    ajax_opts: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Core:
+    """Shared by the channel socket implementations of one client."""
+
+    def __init__(self, opts: Options, packer: Packer, ch_recv: ChRecv, client: Client) -> None:
+        self.opts = opts
+        self.packer = packer
+        self.ch_recv = ch_recv
+        self.client = client
+        self.lock = threading.RLock()
+        self.state = ClientState({"type": opts.type, "open?": False, "ever-opened?": False})
+        self.callbacks = PendingCallbacks()
+        self.threads = ThreadSet()
+        self.scheduler: Scheduler | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.name = f"flask_sente.client-{opts.client_id[:8]}"
+
+    # ------------------------------------------------------------------ runtime
+
+    def start_runtime(self) -> None:
+        self.scheduler = Scheduler(self.name + "-timers")
+        self.dispatcher = Dispatcher(self.name + "-callbacks")
+        self.scheduler.start()
+        self.dispatcher.start()
+        self.callbacks.scheduler = self.scheduler
+        self.callbacks.dispatcher = self.dispatcher
+
+    def stop_runtime(self, timeout: float) -> None:
+        scheduler, dispatcher = self.scheduler, self.dispatcher
+        self.callbacks.scheduler = self.callbacks.dispatcher = None
+        if dispatcher is not None:
+            dispatcher.stop(timeout)
+        if scheduler is not None:
+            scheduler.stop(timeout)
+        self.scheduler = self.dispatcher = None
+
+    def call_later(self, delay_ms: float, fn: Callable[[], None]) -> Any:
+        scheduler = self.scheduler
+        return None if scheduler is None else scheduler.call_later(delay_ms / 1000.0, fn)
+
+    def deliver(self, cb: Callback, reply: Any, *, inline: bool) -> None:
+        """Answer a callback that was never filed (e.g. ``chsk/closed`` at send time)."""
+        dispatcher = self.dispatcher
+        if inline or dispatcher is None:
+            cb(reply)
+        else:
+            dispatcher.submit(cb, reply)
+
+    # ------------------------------------------------------------------ wire
+
+    def csrf_token(self) -> str | None:
+        token = self.opts.csrf_token
+        return token() if callable(token) else token
+
+    def pack(self, value: Any, cb: Any) -> str | bytes:
+        return pack(self.packer, value, cb, wrap=True, legacy=self.opts.write_legacy_pack_format)
+
+    def read(self, package: str | bytes) -> ServerMessage | None:
+        """Unpack and classify a server message; None (logged) when it cannot be read."""
+        try:
+            value, cb = unpack(self.packer, package)
+        except UnpackError as exc:
+            log.warning("dropping a server message that cannot be unpacked: %s", exc)
+            return None
+        return classify_server_message(value, cb)
+
+    def bad_conn(self) -> bool:
+        """True when ``simulated_bad_conn_rate`` says to sabotage this activity."""
+        rate = self.opts.simulated_bad_conn_rate
+        return rate > 0 and random.random() < rate
+
+    # ------------------------------------------------------------------ state and events
+
+    def emit(self, event: list[Any]) -> None:
+        self.ch_recv.put(event)
+
+    def emit_push(self, events: Iterable[list[Any]]) -> None:
+        """Deliver a pushed batch, each event as sent (or as ``[chsk/recv ev]``)."""
+        for ev in events:
+            if str(ev[0]).startswith("chsk/"):
+                log.warning("ignoring a pushed event with a reserved chsk/ id: %r", ev)
+                continue
+            self.emit([RECV, ev] if self.opts.wrap_recv_evs else ev)
+
+    def swap_state(self, fn: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        """Change the state and emit ``[chsk/state [old new open-changed?]]`` if it changed."""
+        with self.lock:
+            changed = self.state._swap(fn)
+            if changed is None:
+                return
+            old, new, watches = changed
+            self.emit([STATE, list(state_event_maps(old, new))])
+        for key, watch in watches:
+            self.deliver(partial(_call_watch, watch, key, self.state, old, new), None, inline=False)
+
+    def set_state(self, **changes: Any) -> None:
+        self.swap_state(lambda s: {**s, **{k.replace("_", "-"): v for k, v in changes.items()}})
+
+    def opened(self) -> None:
+        """A successful Ajax poll or POST: the channel looks open again."""
+        self.swap_state(lambda s: {**s, "open?": True})
+
+    def handshake(self, kind: str, msg: ServerMessage) -> None:
+        """Apply a handshake: state open, then ``[chsk/handshake [uid nil data first?]]``."""
+        uid, data = msg.handshake
+        with self.lock:
+            first = not self.state.get("ever-opened?")
+
+            def apply(s: dict[str, Any]) -> dict[str, Any]:
+                s.pop("udt-next-reconnect", None)
+                s.update({"type": kind, "open?": True, "ever-opened?": True})
+                s.update({"uid": uid, "handshake-data": data, "first-open?": first})
+                return s
+
+            self.swap_state(apply)
+            self.emit([HANDSHAKE, [uid, None, data, first]])
+
+    def closed(self, reason: str, *, force: bool = False, **changes: Any) -> None:
+        """Mark the channel closed; ``last-close`` is set only if it was open (or ``force``)."""
+
+        def apply(s: dict[str, Any]) -> dict[str, Any]:
+            was_open = s.get("open?")
+            s["open?"] = False
+            s.pop("first-open?", None)
+            s.pop("udt-next-reconnect", None)
+            if was_open or force:
+                s["last-close"] = {"udt": now_udt(), "reason": reason}
+            s.update({k.replace("_", "-"): v for k, v in changes.items()})
+            return s
+
+        self.swap_state(apply)
+
+    def next_reconnect_in(self, delay_ms: int) -> None:
+        self.set_state(udt_next_reconnect=now_udt() + delay_ms)
+
+
+def _call_watch(
+    watch: WatchFn, key: Any, state: ClientState, old: dict[str, Any], new: dict[str, Any], _: Any
+) -> None:
+    watch(key, state, old, new)

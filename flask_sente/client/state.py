@@ -1,0 +1,126 @@
+"""The client's state map: read-only to users, watchable, and waitable.
+
+Sente keeps the state in an atom that users watch but never ``swap!``; here it is a
+:class:`ClientState`, a ``Mapping`` with Sente's keys spelled as Sente spells them
+(``"open?"``, ``"ever-opened?"``, ``"last-close"``...). Only the client changes it, through
+:meth:`ClientState._swap`, which returns what changed so the client can emit the
+``chsk/state`` event. Scripts can block on it with :meth:`ClientState.wait_for`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+__all__ = ["ClientState", "WatchFn", "now_udt", "state_event_maps"]
+
+#: A watch: ``fn(key, state, old, new)``, as Clojure's ``add-watch`` calls it.
+WatchFn = Callable[[Any, "ClientState", dict[str, Any], dict[str, Any]], None]
+
+#: Keys Sente adds to the *new* map of a ``chsk/state`` event only, never to the atom.
+TRANSIENT_KEYS = ("open-changed?", "opened?", "closed?", "first-open?")
+
+
+def now_udt() -> int:
+    """Epoch milliseconds, the ``udt`` of Sente's state values."""
+    return int(time.time() * 1000)
+
+
+def state_event_maps(
+    old: Mapping[str, Any], new: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any], bool]:
+    """``[old new open-changed?]`` of a ``chsk/state`` event, exactly as Sente builds it.
+
+    When ``open?`` changed, ``new`` carries the transient keys ``open-changed?``,
+    ``opened?``, ``closed?`` and ``first-open?``, each only when true.
+    """
+    old_map = {k: v for k, v in old.items() if k != "first-open?"}
+    new_map = {k: v for k, v in new.items() if k != "first-open?"}
+    open_changed = bool(old.get("open?")) != bool(new.get("open?"))
+    if open_changed:
+        opened = bool(new.get("open?"))
+        new_map["open-changed?"] = True
+        if opened:
+            new_map["opened?"] = True
+            if new.get("first-open?"):
+                new_map["first-open?"] = True
+        else:
+            new_map["closed?"] = True
+    return old_map, new_map, open_changed
+
+
+class ClientState(Mapping[str, Any]):
+    """A read-only, watchable view of the client's state.
+
+    Keys, as in Sente's API text: ``type``, ``open?``, ``ever-opened?``, ``first-open?``
+    (true while the current open is the first one), ``uid``, ``handshake-data``,
+    ``last-ws-error``, ``last-ws-close``, ``last-close`` (``{"udt", "reason"}``) and
+    ``udt-next-reconnect``. Absent keys read as missing, as in Sente's map.
+    """
+
+    def __init__(self, initial: Mapping[str, Any]) -> None:
+        self._value: dict[str, Any] = dict(initial)
+        self._cond = threading.Condition(threading.Lock())
+        self._watches: dict[Any, WatchFn] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        return self._value[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict(self._value))
+
+    def __len__(self) -> int:
+        return len(self._value)
+
+    def __repr__(self) -> str:
+        return f"ClientState({self._value!r})"
+
+    def snapshot(self) -> dict[str, Any]:
+        """A copy of the current map, consistent at one instant."""
+        return dict(self._value)
+
+    def add_watch(self, key: Any, fn: WatchFn) -> None:
+        """Call ``fn(key, state, old, new)`` after every change, on the client's callback thread."""
+        with self._cond:
+            self._watches[key] = fn
+
+    def remove_watch(self, key: Any) -> None:
+        with self._cond:
+            self._watches.pop(key, None)
+
+    def wait_for(
+        self, predicate: Callable[[Mapping[str, Any]], bool], timeout: float | None
+    ) -> bool:
+        """Block until ``predicate(state)`` holds or ``timeout`` seconds pass; returns which.
+
+        Meant for scripts and tests: ``client.state.wait_for(lambda s: s["open?"], 5)``.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while not predicate(self._value):
+                if deadline is None:
+                    self._cond.wait()
+                    continue
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+            return True
+
+    def _swap(
+        self, fn: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> tuple[dict[str, Any], dict[str, Any], list[tuple[Any, WatchFn]]] | None:
+        """Apply ``fn`` to a copy of the map; ``(old, new, watches)`` when it changed, else None.
+
+        The value is replaced, never mutated, so snapshots handed out stay true.
+        """
+        with self._cond:
+            old = self._value
+            new = fn(dict(old))
+            if new == old:
+                return None
+            self._value = new
+            self._cond.notify_all()
+            return old, new, list(self._watches.items())
