@@ -176,8 +176,12 @@ def handshake_event(uid: Any, handshake_data: Any = None) -> list[Any]:
 
 
 def push_batch(events: Iterable[Sequence[Any]]) -> list[list[Any]]:
-    """The value of a server push: always a vector of events, even for one event."""
-    return [normalize_event(ev) for ev in events]
+    """The value of a server push: always a vector of events, even for one event.
+
+    Raises :class:`InvalidEvent` for anything that is not an event, so that a lone event
+    passed where a batch belongs (``push_batch(["a/b", 1])``) fails instead of being split.
+    """
+    return [normalize_event(assert_event(ev)) for ev in events]
 
 
 def ajax_post_value(event: Sequence[Any], want_reply: bool) -> tuple[list[Any], Keyword | None]:
