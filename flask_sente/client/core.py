@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from functools import partial
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UnpackError

@@ -428,7 +428,9 @@ class _Handler(BaseHTTPRequestHandler):
                         if peer.conn.state is ConnectionState.REMOTE_CLOSING:
                             with contextlib.suppress(OSError):
                                 peer.sock.sendall(peer.conn.send(ev.response()))
-                    sente.record(Received("ws-close", peer.client_id, peer.uid, "", ev.code, ev.reason))
+                    sente.record(
+                        Received("ws-close", peer.client_id, peer.uid, "", ev.code, ev.reason)
+                    )
                     return
                 if isinstance(ev, Ping):
                     with peer.lock:
