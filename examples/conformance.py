@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, request
@@ -36,8 +37,10 @@ def create_app(
     allowed_origins: list[str] | None = None,
     lp_timeout_ms: int | None = None,
     ws_kalive_ms: int | None = None,
+    on_event: Callable[[EventMsg], None] | None = None,
     **extra: Any,
 ) -> Flask:
+    """The conformance app; ``on_event`` sees every event message first (for tests)."""
     env = os.environ
     packer = packer or env.get("SENTE_PACKER", "json")
     csrf_token = csrf_token or env.get("SENTE_CSRF_TOKEN") or None
@@ -64,34 +67,50 @@ def create_app(
     options.update(extra)
     sente = Sente(app, **options)
 
-    @sente.on("test/echo")
+    def handle(event_id: str) -> Callable[[Callable[[EventMsg], None]], Any]:
+        def register(fn: Callable[[EventMsg], None]) -> Any:
+            def run(msg: EventMsg) -> None:
+                if on_event is not None:
+                    on_event(msg)
+                fn(msg)
+
+            return sente.on(event_id)(run)
+
+        return register
+
+    @sente.on_default
+    def other(msg: EventMsg) -> None:
+        if on_event is not None:
+            on_event(msg)
+
+    @handle("test/echo")
     def echo(msg: EventMsg) -> None:
         if msg.reply:
             msg.reply({"echo": msg.data})
 
-    @sente.on("test/reply-str")
+    @handle("test/reply-str")
     def reply_str(msg: EventMsg) -> None:
         if msg.reply:
             msg.reply("a-string-reply")
 
-    @sente.on("test/push-me")
+    @handle("test/push-me")
     def push_me(msg: EventMsg) -> None:
         sente.send(msg.uid, ["test/pushed", {"got": msg.data}])
 
-    @sente.on("test/push-3")
+    @handle("test/push-3")
     def push_3(msg: EventMsg) -> None:
         for i in range(3):
             sente.send(msg.uid, ["test/pushed", i])
 
-    @sente.on("test/push-flush")
+    @handle("test/push-flush")
     def push_flush(msg: EventMsg) -> None:
         sente.send(msg.uid, ["test/pushed-flushed", msg.data], flush=True)
 
-    @sente.on("test/close-me")
+    @handle("test/close-me")
     def close_me(msg: EventMsg) -> None:
         sente.send(msg.uid, ["chsk/close"])
 
-    @sente.on("test/no-reply")
+    @handle("test/no-reply")
     def no_reply(msg: EventMsg) -> None:
         pass
 
@@ -99,6 +118,8 @@ def create_app(
     def push() -> str:
         sente.send(request.args["uid"], ["test/oob-push", request.args.get("data")])
         return "ok"
+
+    app.extensions["sente_extension"] = sente
 
     @app.get("/uids")
     def uids() -> Any:

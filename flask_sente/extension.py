@@ -28,6 +28,7 @@ from . import __version__
 from .config import Options
 from .errors import ConfigError
 from .events import EventMsg, RequestSnapshot
+from .protocol import NIL_UID
 from .router import Handlers, RecvQueue
 from .security import check_request
 from .server import ChannelServer
@@ -244,6 +245,8 @@ class Sente:
         if rejection is not None:
             return rejection
         uid = options.user_id_fn(req)
+        if uid is None:
+            uid = NIL_UID
         if request.method == "POST":
             body = request.get_data() if request.mimetype == "application/octet-stream" else b""
             return _answer(server.ajax_post(req, uid, body), server)

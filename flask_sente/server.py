@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -93,6 +94,7 @@ class ChannelServer:
         self.ch_recv: RecvQueue[EventMsg] = RecvQueue(options.recv_buf_or_n)
         self._router: Router[EventMsg] | None = None
         self._auto_router = True
+        self._router_lock = threading.Lock()
         self.undelivered = 0
         self._closed = False
 
@@ -142,12 +144,15 @@ class ChannelServer:
             self._router = None
 
     def _ensure_router(self) -> None:
-        if self._router is None and self._auto_router and not self._closed:
-            self.start_router(
-                self._handlers.dispatch,
-                error_handler=lambda msg, exc: self._on_handler_error(msg, exc),
-                workers=self.options.handler_workers,
-            )
+        if self._router is not None or not self._auto_router:
+            return
+        with self._router_lock:
+            if self._router is None and self._auto_router and not self._closed:
+                self.start_router(
+                    self._handlers.dispatch,
+                    error_handler=lambda msg, exc: self._on_handler_error(msg, exc),
+                    workers=self.options.handler_workers,
+                )
 
     def _on_handler_error(self, msg: EventMsg, exc: BaseException) -> None:
         handler = self._handlers.error_handler

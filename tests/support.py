@@ -1,0 +1,146 @@
+"""Test support: real servers on 127.0.0.1 (in-process or as subprocesses), bounded waits."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from werkzeug.serving import make_server
+
+ROOT = Path(__file__).resolve().parents[1]
+PROTOCOL_DIR = ROOT.parent / "shared" / "protocol"
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.01) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"condition not met within {timeout} s: {predicate}")
+        time.sleep(interval)
+
+
+@contextlib.contextmanager
+def serve_in_thread(app: Any) -> Iterator[str]:
+    """Serve ``app`` with the threaded Werkzeug server on a free port; yields its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.daemon = True
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        sente = app.extensions.get("sente")
+        if sente is not None:
+            sente.close()
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+class ServerProcess:
+    """A server in a subprocess; ``url`` is read from the line it prints when ready."""
+
+    def __init__(
+        self,
+        argv: list[str],
+        *,
+        ready: str,
+        env: dict[str, str] | None = None,
+        timeout: float = 20.0,
+    ) -> None:
+        self.argv = argv
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.proc = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.output: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+        pattern = re.compile(ready)
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self.proc.poll() is not None:
+                self.stop()
+                raise RuntimeError(f"server did not start: {argv}\n" + "".join(self.output))
+            try:
+                line = self.lines.get(timeout=min(remaining, 0.5))
+            except queue.Empty:
+                continue
+            match = pattern.search(line)
+            if match:
+                self.url = match.group(1).rstrip("/")
+                return
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.output.append(line)
+            self.lines.put(line)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, sig)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.kill(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                self.proc.wait(5)
+
+
+CONFORMANCE_READY = r"listening on (http://\S+)"
+GUNICORN_READY = r"Listening at: (http://\S+)"
+
+
+def conformance_process(*args: str, env: dict[str, str] | None = None) -> ServerProcess:
+    return ServerProcess(
+        [sys.executable, "examples/conformance.py", "--port", "0", *args],
+        ready=CONFORMANCE_READY,
+        env=env,
+    )
+
+
+def gunicorn_process(worker: str, *extra: str, env: dict[str, str] | None = None) -> ServerProcess:
+    return ServerProcess(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-k",
+            worker,
+            "-b",
+            "127.0.0.1:0",
+            "--log-level",
+            "info",
+            "--graceful-timeout",
+            "3",
+            *extra,
+            "examples.conformance:create_app()",
+        ],
+        ready=GUNICORN_READY,
+        env=env,
+    )
