@@ -1,0 +1,144 @@
+"""Pack+unpack per second for each packer, single core (run by hand, not a test).
+
+    python benchmarks/bench_packers.py [--seconds 1.0] [--repeat 3]
+
+Measures ``protocol.pack`` then ``protocol.unpack`` of a whole message (event plus a callback
+id), for a typical event (~200 bytes) and a 64 KiB one, with the json and edn packers; then
+the raw standard-library ``json`` against ``orjson`` (if installed) on the same data, which
+is how the json packer's backend was chosen. Prints a Markdown table; the figures go in
+``docs/packers.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from flask_sente import protocol
+from flask_sente.packers import EdnPacker, JsonPacker, Packer
+from flask_sente.protocol import Keyword
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - optional
+    orjson = None
+
+
+def typical_event() -> list[Any]:
+    """A chat message as an application sends it: about 200 bytes on the wire."""
+    return [
+        Keyword("chat/msg"),
+        {
+            "room": "general",
+            "from": "alice",
+            "text": "Hello everyone, the build is green again; shipping today.",
+            "at": 1700000000123,
+            "id": "0f8e4c2a-7d1b-4c3e-9a5f-1b2c3d4e5f60",
+            "tags": ["release", "ci"],
+            "edited": False,
+        },
+    ]
+
+
+def large_event(target: int = 64 * 1024) -> list[Any]:
+    """A batch-like event of many small records, about ``target`` bytes packed."""
+    rows: list[dict[str, Any]] = []
+    event = [Keyword("table/rows"), {"rows": rows}]
+    packer = JsonPacker()
+    n = 0
+    while len(packer.pack(event)) < target:
+        rows.append(
+            {"id": n, "name": f"user-{n}", "score": n * 1.25, "active": n % 3 == 0, "t": [n, "x"]}
+        )
+        n += 1
+    return event
+
+
+def rate(fn: Callable[[], object], seconds: float, repeat: int) -> float:
+    """Calls per second of ``fn``: the best of ``repeat`` runs of about ``seconds`` each."""
+    calls = 1
+    while True:  # calibrate a batch of about a tenth of the run
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds / 10:
+            break
+        calls *= 2
+    batches = max(1, round(seconds / elapsed))
+    best = 0.0
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(batches):
+            for _ in range(calls):
+                fn()
+        best = max(best, batches * calls / (time.perf_counter() - start))
+    return best
+
+
+def round_trip(packer: Packer, event: list[Any]) -> Callable[[], object]:
+    def run() -> object:
+        return protocol.unpack(packer, protocol.pack(packer, event, "3f2e1d"))
+
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=1.0, help="length of each run")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per figure (best is kept)")
+    args = parser.parse_args()
+
+    events = {"typical": typical_event(), "64 KiB": large_event()}
+    packers: dict[str, Packer] = {"json": JsonPacker(), "edn": EdnPacker()}
+
+    print(f"Python {platform.python_version()} on {platform.machine()}, {_cpu()}, one thread\n")
+    print("| packer | event | wire bytes | pack+unpack / s | pack / s | unpack / s |")
+    print("|---|---|---:|---:|---:|---:|")
+    for name, packer in packers.items():
+        for label, event in events.items():
+            wire = protocol.pack(packer, event, "3f2e1d")
+            assert protocol.unpack(packer, wire) == (event, "3f2e1d")
+            size = len(wire.encode() if isinstance(wire, str) else wire)
+            both = rate(round_trip(packer, event), args.seconds, args.repeat)
+            pack = rate(lambda p=packer, e=event: protocol.pack(p, e, "3f2e1d"), args.seconds, 1)
+            unpack = rate(lambda p=packer, w=wire: protocol.unpack(p, w), args.seconds, 1)
+            print(f"| {name} | {label} | {size:,} | {both:,.0f} | {pack:,.0f} | {unpack:,.0f} |")
+
+    print("\nRaw JSON libraries, dumps+loads of the same [event cb] message:\n")
+    print("| library | event | dumps+loads / s |")
+    print("|---|---|---:|")
+    for label, event in events.items():
+        message = [event, "3f2e1d"]
+        stdlib = rate(
+            lambda m=message: json.loads(json.dumps(m, separators=(",", ":"), ensure_ascii=False)),
+            args.seconds,
+            args.repeat,
+        )
+        print(f"| json (stdlib) | {label} | {stdlib:,.0f} |")
+        if orjson is not None:
+            fast = rate(lambda m=message: orjson.loads(orjson.dumps(m)), args.seconds, args.repeat)
+            print(f"| orjson {orjson.__version__} | {label} | {fast:,.0f} |")
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip() + f" ({os.cpu_count()} CPUs)"
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+if __name__ == "__main__":
+    main()
