@@ -50,11 +50,16 @@ class AjaxListener(Protocol):
 
 
 class _AbortableAdapter(HTTPAdapter):
-    """An HTTP adapter whose open connections can all be shut down at once."""
+    """An HTTP adapter whose open connections can all be shut down at once.
 
-    def __init__(self) -> None:
+    While ``broken`` is set, a connection made afresh is shut down as soon as it connects,
+    so a request that raced past an abort still fails, as the aborted one would have.
+    """
+
+    def __init__(self, broken: threading.Event | None = None) -> None:
         self._conns: weakref.WeakSet[Any] = weakref.WeakSet()
         self._conns_lock = threading.Lock()
+        self._broken = broken
         super().__init__()
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
@@ -69,6 +74,14 @@ class _AbortableAdapter(HTTPAdapter):
                 conn = new_conn()
                 with self._conns_lock:
                     self._conns.add(conn)
+                connect = conn.connect
+
+                def guarded_connect() -> None:
+                    connect()
+                    if self._broken is not None and self._broken.is_set():
+                        _shutdown(conn)
+
+                conn.connect = guarded_connect  # type: ignore[method-assign]
                 return conn
 
             pool._new_conn = tracked_new_conn  # type: ignore[method-assign]
@@ -80,16 +93,19 @@ class _AbortableAdapter(HTTPAdapter):
         with self._conns_lock:
             conns = list(self._conns)
         for conn in conns:
-            sock = getattr(conn, "sock", None)
-            if sock is None:
-                continue
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+            _shutdown(conn)
 
 
-def _session() -> tuple[requests.Session, _AbortableAdapter]:
+def _shutdown(conn: Any) -> None:
+    sock = getattr(conn, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+def _session(broken: threading.Event | None = None) -> tuple[requests.Session, _AbortableAdapter]:
     session = requests.Session()
-    adapter = _AbortableAdapter()
+    adapter = _AbortableAdapter(broken)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session, adapter
@@ -129,7 +145,8 @@ class AjaxChannel:
         self._sabotage = sabotage
         self._name = name
         self._stop = threading.Event()
-        self._poll_session, self._poll_adapter = _session()
+        self._broken = threading.Event()
+        self._poll_session, self._poll_adapter = _session(self._broken)
         self._post_session, self._post_adapter = _session()
 
     @property
@@ -146,7 +163,12 @@ class AjaxChannel:
         self._post_adapter.abort()
 
     def break_poll(self) -> None:
-        """Cut the current long-poll, as Sente's ``chsk-break-connection!`` aborts its XHR."""
+        """Cut the current long-poll, as Sente's ``chsk-break-connection!`` aborts its XHR.
+
+        Between two polls there is nothing to cut, so the break is remembered and the next
+        poll fails instead: a break is never lost to timing.
+        """
+        self._broken.set()
         self._poll_adapter.abort()
 
     def close_sessions(self) -> None:
@@ -204,19 +226,27 @@ class AjaxChannel:
         )
         return self._body(response)
 
+    def _check_broken(self) -> None:
+        if self._broken.is_set():
+            self._broken.clear()
+            raise requests.ConnectionError("connection broken by break_connection()")
+
     def _poll_loop(self) -> None:
         attempt = 0
         while not self._stop.is_set():
             try:
+                self._check_broken()
                 if self._sabotage():
                     raise requests.ConnectionError("simulated bad connection")
                 body = self.get(handshake=self._listener.ajax_handshake_wanted())
+                self._check_broken()
             except requests.ReadTimeout:
                 attempt = 0
                 continue
             except Exception as exc:
                 if self._stop.is_set():
                     return
+                self._broken.clear()
                 attempt += 1
                 delay_ms = 0 if attempt == 1 else int(self._backoff(attempt))
                 log.debug("poll failed (attempt %d, retry in %d ms): %s", attempt, delay_ms, exc)

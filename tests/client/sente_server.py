@@ -239,6 +239,7 @@ class ScriptedSente:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 256
     sente: ScriptedSente
 
     def process_request(self, request: Any, client_address: Any) -> None:
