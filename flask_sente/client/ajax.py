@@ -52,14 +52,14 @@ class AjaxListener(Protocol):
 class _AbortableAdapter(HTTPAdapter):
     """An HTTP adapter whose open connections can all be shut down at once.
 
-    While ``broken`` is set, a connection made afresh is shut down as soon as it connects,
+    While ``dead()`` is true, a connection made afresh is shut down as soon as it connects,
     so a request that raced past an abort still fails, as the aborted one would have.
     """
 
-    def __init__(self, broken: threading.Event | None = None) -> None:
+    def __init__(self, dead: Callable[[], bool]) -> None:
         self._conns: weakref.WeakSet[Any] = weakref.WeakSet()
         self._conns_lock = threading.Lock()
-        self._broken = broken
+        self._dead = dead
         super().__init__()
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
@@ -78,7 +78,7 @@ class _AbortableAdapter(HTTPAdapter):
 
                 def guarded_connect() -> None:
                     connect()
-                    if self._broken is not None and self._broken.is_set():
+                    if self._dead():
                         _shutdown(conn)
 
                 conn.connect = guarded_connect  # type: ignore[method-assign]
@@ -103,9 +103,9 @@ def _shutdown(conn: Any) -> None:
             sock.shutdown(socket.SHUT_RDWR)
 
 
-def _session(broken: threading.Event | None = None) -> tuple[requests.Session, _AbortableAdapter]:
+def _session(dead: Callable[[], bool]) -> tuple[requests.Session, _AbortableAdapter]:
     session = requests.Session()
-    adapter = _AbortableAdapter(broken)
+    adapter = _AbortableAdapter(dead)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session, adapter
@@ -146,8 +146,9 @@ class AjaxChannel:
         self._name = name
         self._stop = threading.Event()
         self._broken = threading.Event()
-        self._poll_session, self._poll_adapter = _session(self._broken)
-        self._post_session, self._post_adapter = _session()
+        stopped, broken = self._stop.is_set, self._broken.is_set
+        self._poll_session, self._poll_adapter = _session(lambda: stopped() or broken())
+        self._post_session, self._post_adapter = _session(stopped)
 
     @property
     def stopped(self) -> bool:
