@@ -265,3 +265,46 @@ def test_fifty_clients_in_threads(sente: ScriptedSente, transport: str) -> None:
         t.join(60)
     assert not errors, errors[:3]
     assert_no_client_threads()
+
+
+def test_connect_again_after_disconnect(
+    sente: ScriptedSente, make_client: Callable[..., Client]
+) -> None:
+    client = make_client(sente.url, type="ws").connect()
+    assert client.wait_open(5)
+    client.disconnect()
+    assert not client.connected
+    client.connect()
+    assert client.wait_open(5)
+    assert client.request(["test/echo", "again"], 5) == {Keyword("echo"): "again"}
+
+
+def test_legacy_pack_format_for_old_servers(
+    sente: ScriptedSente, make_client: Callable[..., Client]
+) -> None:
+    client = make_client(sente.url, type="ws", write_legacy_pack_format=True).connect()
+    assert client.wait_open(5)
+    assert client.request(["test/echo", 1], 5) == {Keyword("echo"): 1}
+    sent = sente.events("test/echo")[0]
+    assert sent.wire == f'+[[:test/echo 1] "{sent.cb}"]'
+
+
+def test_interpreter_exit_closes_a_forgotten_client(sente: ScriptedSente) -> None:
+    import subprocess
+    import sys
+
+    from tests.client.helpers import ROOT
+
+    script = (
+        "from flask_sente.client import Client\n"
+        f"c = Client({sente.url!r}, type='ws', packer='edn', csrf_token={CSRF!r}).connect()\n"
+        "assert c.wait_open(5)\n"
+        "print('open', flush=True)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=30
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "open", done.stderr
+    assert sente.wait_for(lambda: [r for r in sente.received if r.transport == "ws-close"], 5)
+    close = next(r for r in sente.received if r.transport == "ws-close")
+    assert (close.event, close.cb) == (1000, "CLOSE_NORMAL")
