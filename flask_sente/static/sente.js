@@ -254,6 +254,11 @@
   function retryNow(transport) {
     if (!transport.conn || !transport.retryTimer) return;
     cancelRetry(transport);
+    transport.chsk._swapState((s) => {
+      const n = Object.assign({}, s);
+      delete n["udt-next-reconnect"];
+      return n;
+    });
     transport.retryFn(true);
   }
 
