@@ -20,7 +20,12 @@ max_message_size                            1048576                 bytes; large
 handler_workers                             8                       threads running handlers
 write_legacy_pack_format                    False                   write Sente's v1 format
 simulated_bad_conn_rate                     0.0                     share of sabotaged activities
+connection_mode                             ``"auto"``              see below
 ==========================================  ======================  =========================
+
+``connection_mode``: ``"loop"`` hands each WebSocket and waiting long-poll to one event-loop
+thread, so they hold no request thread; ``"thread"`` keeps each on its request thread (or
+greenlet). ``"auto"`` picks ``"thread"`` under gevent, where greenlets are cheap, else ``"loop"``.
 
 Callables (``user_id_fn``, ``csrf_token_fn``, ``handshake_data_fn``, ``authorized_fn``,
 ``unauthorized_fn``, ``bad_csrf_fn``, ``bad_origin_fn``, ``reject_fn``) are keyword
@@ -121,6 +126,7 @@ class Options:
     handler_workers: int = 8
     write_legacy_pack_format: bool = False
     simulated_bad_conn_rate: float = 0.0
+    connection_mode: str = "auto"
 
     @classmethod
     def resolve(cls, explicit: Mapping[str, Any], config: Mapping[str, Any]) -> Options:
@@ -177,6 +183,10 @@ class Options:
         if not 0.0 <= float(self.simulated_bad_conn_rate) <= 1.0:
             raise ConfigError(
                 f"simulated_bad_conn_rate must be within [0, 1]: got {self.simulated_bad_conn_rate}"
+            )
+        if self.connection_mode not in ("auto", "loop", "thread"):
+            raise ConfigError(
+                f'connection_mode must be "auto", "loop" or "thread": got {self.connection_mode!r}'
             )
         if self.allowed_origins != "all":
             if isinstance(self.allowed_origins, str):

@@ -31,7 +31,7 @@ from .events import EventMsg, RequestSnapshot
 from .protocol import NIL_UID
 from .router import Handlers, RecvQueue
 from .security import check_request
-from .server import ChannelServer
+from .server import ChannelServer, Handover
 from .transports.websocket import is_websocket_request
 
 logger = logging.getLogger("flask_sente.extension")
@@ -41,17 +41,37 @@ _TEXT = "text/html; charset=utf-8"
 
 
 class _TakenOverResponse(Response):
-    """The WSGI answer once a WebSocket has used the connection's socket itself."""
+    """The WSGI answer for a connection flask_sente serves on the socket itself.
 
-    def __init__(self, mode: str) -> None:
-        super().__init__(status=200)
+    With a handover, the socket moves to the event loop here, after Flask ran its
+    ``after_request`` hooks: held long-poll answers then carry the headers they added.
+    Whatever the WSGI server writes afterwards goes to a dead descriptor.
+    """
+
+    def __init__(self, mode: str, handover: Handover | None = None) -> None:
+        super().__init__(status=200, content_type=_TEXT)
         self._mode = mode
+        self._handover = handover
 
     def __call__(self, environ: Any, start_response: Any) -> Any:
+        if self._handover is not None:
+            self._handover.run(self._raw_response)
         if self._mode == "gunicorn":
             # gunicorn closes the connection quietly when the app stops iteration
             raise StopIteration()
         return super().__call__(environ, start_response)
+
+    def _raw_response(self, body: str | bytes) -> bytes:
+        data = body.encode("utf-8") if isinstance(body, str) else body
+        ctype = "application/octet-stream" if isinstance(body, bytes) else _TEXT
+        lines = ["HTTP/1.1 200 OK"]
+        lines += [
+            f"{k}: {v}"
+            for k, v in self.headers.items()
+            if k.lower() not in ("content-length", "content-type", "connection")
+        ]
+        lines += [f"Content-Type: {ctype}", f"Content-Length: {len(data)}", "Connection: close"]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + data
 
 
 def _snapshot_request() -> RequestSnapshot:
@@ -254,10 +274,15 @@ class Sente:
             outcome = server.serve_websocket(
                 req, request.environ, uid, options.handshake_data_fn(req)
             )
-            if isinstance(outcome, str):
-                return _TakenOverResponse(outcome)
-            return _answer(outcome, server)
-        return _answer(server.ajax_get(req, uid, lambda: options.handshake_data_fn(req)), server)
+        else:
+            outcome = server.ajax_get(
+                req, uid, lambda: options.handshake_data_fn(req), request.environ
+            )
+        if isinstance(outcome, Handover):
+            return _TakenOverResponse(outcome.mode, outcome)
+        if isinstance(outcome, str):
+            return _TakenOverResponse(outcome)
+        return _answer(outcome, server)
 
 
 def _answer(answer: tuple[int, str | bytes], server: ChannelServer) -> Response:

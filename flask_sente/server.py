@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import logging
 import random
+import socket
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from .config import Options
@@ -47,14 +49,38 @@ from .protocol import (
 from .push import SendBuffers
 from .registry import Registry, Slot
 from .router import Handlers, RecvQueue, Router
+from .runtime import concurrency_mode
 from .scheduler import Scheduler
 from .transports.longpoll import CLOSED_BY_SERVER, LongPoll, OneShot
-from .transports.websocket import GOING_AWAY, WsConnection, socket_from_environ
+from .transports.loop import EventLoop
+from .transports.sockets import can_detach, detach, socket_from_environ
+from .transports.threaded import serve_on_thread
+from .transports.websocket import GOING_AWAY, WsSession
 
 logger = logging.getLogger("flask_sente.server")
 
 #: A plain (status, body) answer; the extension turns it into a Flask response.
 Answer = tuple[int, str | bytes]
+#: Builds a whole HTTP response (status line, headers, body) for a held long-poll.
+RawResponse = Callable[[str | bytes], bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Handover:
+    """A connection to move to the event loop once Flask has finished its response.
+
+    The extension calls :meth:`run` from the WSGI response, after ``after_request``
+    hooks ran, with a builder of raw HTTP responses that carry the headers they added.
+    """
+
+    server_sock: socket.socket
+    mode: str
+    start: Callable[[socket.socket, RawResponse], None]
+
+    def run(self, raw_response: RawResponse) -> None:
+        self.start(detach(self.server_sock), raw_response)
+
+
 _BINARY_FLAGS = ("true", "1")
 
 
@@ -97,6 +123,15 @@ class ChannelServer:
         self._router_lock = threading.Lock()
         self.undelivered = 0
         self._closed = False
+        self._loop: EventLoop | None = None
+        self.mode = options.connection_mode
+        if self.mode == "auto":
+            self.mode = "thread" if concurrency_mode() == "gevent" else "loop"
+        if self.mode == "loop":
+            where = "one event-loop thread (requests return to the pool at once)"
+        else:
+            where = "greenlets" if concurrency_mode() == "gevent" else "their request threads"
+        logger.info("WebSockets and long-polls run on %s", where)
 
     # ------------------------------------------------------------------ packing
 
@@ -265,56 +300,91 @@ class ChannelServer:
             f"client {slot.client_id} ({slot.kind}) did not come back within the close grace",
         )
 
+    # ------------------------------------------------------------------ connections
+
+    def _can_hand_over(self, environ: dict[str, Any]) -> bool:
+        sock, _ = socket_from_environ(environ)
+        return sock is not None and self.mode == "loop" and can_detach(sock)
+
+    @property
+    def loop(self) -> EventLoop:
+        with self._router_lock:
+            if self._loop is None:
+                self._loop = EventLoop()
+            return self._loop
+
     # ------------------------------------------------------------------ WebSocket
 
     def serve_websocket(
         self, req: RequestSnapshot, environ: dict[str, Any], uid: Any, handshake_data: Any
-    ) -> Answer | str:
-        """Run one WebSocket to its end. Returns an HTTP answer, or the WSGI server mode
-        (``"gunicorn"``, ``"werkzeug"``) once the socket was taken over."""
-        sock, mode = socket_from_environ(environ)
-        if sock is None:
+    ) -> Answer | Handover | str:
+        """Serve one WebSocket. Returns an HTTP answer when the upgrade fails; a
+        :class:`Handover` in loop mode; else, once the connection is over on this thread,
+        the WSGI server mode (``"gunicorn"``, ``"werkzeug"``)."""
+        server_sock, mode = socket_from_environ(environ)
+        if server_sock is None:
             return 501, (
                 "this WSGI server does not hand over its sockets, so WebSockets cannot be "
                 "served; run under gunicorn or the Werkzeug server, or use Ajax"
             )
-        conn = WsConnection(sock, max_message_size=self.options.max_message_size)
-        if not conn.accept(environ):
+        options = self.options
+        session = WsSession(
+            max_message_size=options.max_message_size,
+            kalive_s=options.ws_kalive_s,
+            ping_timeout_s=(
+                None if options.ws_ping_timeout_ms is None else options.ws_ping_timeout_ms / 1000
+            ),
+            ping_message=self._pack(WS_PING),
+        )
+        accepted = session.accept(environ)
+        if accepted is None:
             return 400, "bad WebSocket upgrade request"
         client_id = req.client_id or ""
-        conn.deliver(self._pack(handshake_event(uid, handshake_data)))
-
-        def hand_outbox(slot: Slot, previous: Any) -> None:
-            if slot.outbox:
-                conn.deliver(self._pack(push_batch(slot.outbox)))
-                slot.outbox = []
-
-        slot, conn_id = self.registry.connect("ws", uid, client_id, conn, on_installed=hand_outbox)
-        rate = self.options.simulated_bad_conn_rate
+        rate = options.simulated_bad_conn_rate
 
         def on_message(data: str | bytes) -> None:
             if rate and random.random() < rate:
-                conn.close(GOING_AWAY, "simulated bad connection")
+                session.close(GOING_AWAY, "simulated bad connection")
                 return
-            self._on_ws_message(data, conn, uid, client_id, req)
+            self._on_ws_message(data, session, uid, client_id, req)
 
-        try:
-            conn.run(
-                on_message,
-                kalive_s=self.options.ws_kalive_s,
-                ping_timeout_s=(
-                    None
-                    if self.options.ws_ping_timeout_ms is None
-                    else self.options.ws_ping_timeout_ms / 1000
-                ),
-                ping_message=self._pack(WS_PING),
+        session.on_message = on_message
+        session.deliver(self._pack(handshake_event(uid, handshake_data)))
+
+        def hand_outbox(slot: Slot, previous: Any) -> None:
+            if slot.outbox:
+                session.deliver(self._pack(push_batch(slot.outbox)))
+                slot.outbox = []
+
+        if self._can_hand_over(environ):
+            slot, conn_id = self.registry.connect(
+                "ws", uid, client_id, session, on_installed=hand_outbox
             )
+
+            def start(sock: socket.socket, raw_response: RawResponse) -> None:
+                self.loop.add_websocket(
+                    sock,
+                    session,
+                    on_closed=lambda info: self.registry.disconnect(slot, conn_id),
+                    initial=accepted,
+                )
+
+            return Handover(server_sock, mode, start)
+        try:
+            server_sock.sendall(accepted)
+        except OSError:
+            return mode
+        slot, conn_id = self.registry.connect(
+            "ws", uid, client_id, session, on_installed=hand_outbox
+        )
+        try:
+            serve_on_thread(session, server_sock)
         finally:
             self.registry.disconnect(slot, conn_id)
         return mode
 
     def _on_ws_message(
-        self, data: str | bytes, conn: WsConnection, uid: Any, client_id: str, req: RequestSnapshot
+        self, data: str | bytes, session: WsSession, uid: Any, client_id: str, req: RequestSnapshot
     ) -> None:
         read = self._read_package(data, uid, client_id, req)
         if read is None:
@@ -323,18 +393,26 @@ class ChannelServer:
         reply: Callable[[Any], bool] | None = None
         if event[0] == WS_PING:
             if cb is not None:
-                conn.deliver(self._pack(PONG, cb))
+                session.deliver(self._pack(PONG, cb))
         elif event[0] != WS_PONG and cb is not None:
 
             def reply(value: Any, cb: Any = cb) -> bool:
-                return conn.deliver(self._pack(value, cb))
+                return session.deliver(self._pack(value, cb))
 
         self._emit(event, uid=uid, client_id=client_id, request=req, reply=reply)
 
     # ------------------------------------------------------------------ Ajax
 
-    def ajax_get(self, req: RequestSnapshot, uid: Any, handshake_data: Callable[[], Any]) -> Answer:
-        """A handshake, or a long-poll answered by pushes or ``chsk/timeout``."""
+    def ajax_get(
+        self,
+        req: RequestSnapshot,
+        uid: Any,
+        handshake_data: Callable[[], Any],
+        environ: dict[str, Any],
+    ) -> Answer | Handover:
+        """A handshake, or a long-poll answered by pushes or ``chsk/timeout``.
+
+        In loop mode a waiting long-poll goes to the event loop (a :class:`Handover`)."""
         client_id = req.client_id or ""
         if req.param("handshake?") or self.registry.slot("ajax", uid, client_id) is None:
             self.registry.handshake("ajax", uid, client_id)
@@ -354,15 +432,41 @@ class ChannelServer:
         slot, conn_id = self.registry.connect(
             "ajax", uid, client_id, poll, on_installed=hand_outbox
         )
+        timeout_s = self.options.lp_timeout_ms / 1000
+        if not poll.done and self._can_hand_over(environ):
+
+            def start(sock: socket.socket, raw_response: RawResponse) -> None:
+                self.loop.add_long_poll(
+                    sock,
+                    poll,
+                    timeout_s=timeout_s,
+                    timeout_value=TIMEOUT,
+                    respond=lambda value: raw_response(self._poll_body(value)),
+                    on_done=lambda value, written: self._poll_done(slot, conn_id, value, written),
+                )
+
+            server_sock, mode = socket_from_environ(environ)
+            assert server_sock is not None
+            return Handover(server_sock, mode, start)
         try:
-            result = poll.wait(self.options.lp_timeout_ms / 1000, on_timeout=TIMEOUT)
+            result = poll.wait(timeout_s, on_timeout=TIMEOUT)
         finally:
             self.registry.disconnect(slot, conn_id)
-        if result is CLOSED_BY_SERVER:
-            return 200, ""
-        if isinstance(result, str):
-            return 200, self._pack(result)
-        return 200, self._pack(push_batch(result))
+        return 200, self._poll_body(result)
+
+    def _poll_body(self, value: Any) -> str | bytes:
+        if value is CLOSED_BY_SERVER:
+            return ""
+        if isinstance(value, str):
+            return self._pack(value)
+        return self._pack(push_batch(value))
+
+    def _poll_done(self, slot: Slot, conn_id: int, value: Any, written: bool) -> None:
+        """A taken-over long-poll ended; events that did not reach the socket wait again."""
+        self.registry.disconnect(slot, conn_id)
+        if not written and isinstance(value, list):
+            with self.registry.lock:
+                slot.outbox[:0] = value
 
     def ajax_post(self, req: RequestSnapshot, uid: Any, body: bytes) -> Answer:
         """An event sent over Ajax; answered at once, or with the handler's first reply."""
@@ -399,5 +503,7 @@ class ChannelServer:
         if self._router is not None:
             self._router.stop()
             self._router = None
+        if self._loop is not None:
+            self._loop.close()
         self.ch_recv.close()
         self.scheduler.close()

@@ -1,16 +1,21 @@
 """The server side of Ajax: a long-poll waiting for pushes, and a POST waiting for a reply.
 
 Each is completed exactly once, by whichever comes first: a delivery from another thread,
-or the timeout on the waiting request thread. A lock makes "first" well defined, so a push
-that loses the race stays queued for the client's next poll instead of vanishing.
+the timeout, or the client going away. A lock makes "first" well defined, so a push that
+loses the race stays queued for the client's next poll instead of vanishing.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 _PENDING = object()
+#: The value of a long-poll whose client disconnected before it was answered.
+CLIENT_GONE = object()
+#: The value of a long-poll ended by ``["chsk/close"]`` or server shutdown.
+CLOSED_BY_SERVER = object()
 
 
 class OneShot:
@@ -20,6 +25,8 @@ class OneShot:
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._value: Any = _PENDING
+        #: Called (from the completing thread) once the value is set.
+        self.notify: Callable[[], None] = lambda: None
 
     def offer(self, value: Any) -> bool:
         """Set the value; False when it was already set."""
@@ -28,6 +35,7 @@ class OneShot:
                 return False
             self._value = value
         self._done.set()
+        self.notify()
         return True
 
     def wait(self, timeout_s: float, on_timeout: Any) -> Any:
@@ -40,14 +48,15 @@ class OneShot:
     def done(self) -> bool:
         return self._value is not _PENDING
 
+    @property
+    def value(self) -> Any:
+        return None if self._value is _PENDING else self._value
+
 
 class LongPoll(OneShot):
-    """A waiting Ajax GET. Its value is a list of events, or ``CLOSED_BY_SERVER``."""
+    """A waiting Ajax GET. Its value: a list of events, a reply value, or a sentinel."""
 
     kind = "ajax"
 
-    def close(self) -> None:
+    def close(self, code: int = 1000, reason: str = "") -> None:
         self.offer(CLOSED_BY_SERVER)
-
-
-CLOSED_BY_SERVER = object()

@@ -1,0 +1,306 @@
+"""The event loop: one thread owning every taken-over socket of a server.
+
+Once a WebSocket upgrade or a long-poll has passed the checks, its request thread hands
+the socket here and goes back to the WSGI server's pool at once, so idle WebSockets and
+waiting long-polls cost memory, not threads. The loop reads and writes with non-blocking
+sockets, runs keepalive and long-poll deadlines from a heap, and writes what other threads
+queue after they wake it. It never runs a handler: incoming messages are unpacked and put
+on the receive queue, and handler threads do the rest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import logging
+import selectors
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .longpoll import CLIENT_GONE, LongPoll
+from .websocket import CloseInfo, WsSession
+
+logger = logging.getLogger("flask_sente.transports.loop")
+
+_RECV_BYTES = 65536
+#: A client that lets this much unsent data pile up is dropped as a slow consumer.
+MAX_WRITE_BUFFER = 8 * 1024 * 1024
+
+
+class _Entry:
+    __slots__ = ("closed", "out", "scheduled", "sock")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.out = bytearray()
+        self.scheduled: float | None = None
+        self.closed = False
+
+
+class _WsEntry(_Entry):
+    __slots__ = ("on_closed", "session")
+
+    def __init__(
+        self, sock: socket.socket, session: WsSession, on_closed: Callable[[CloseInfo], None]
+    ):
+        super().__init__(sock)
+        self.session = session
+        self.on_closed = on_closed
+
+
+class _PollEntry(_Entry):
+    __slots__ = ("deadline", "on_done", "poll", "respond", "responded", "timeout_value")
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        poll: LongPoll,
+        deadline: float,
+        timeout_value: Any,
+        respond: Callable[[Any], bytes],
+        on_done: Callable[[Any, bool], None],
+    ) -> None:
+        super().__init__(sock)
+        self.poll = poll
+        self.deadline = deadline
+        self.timeout_value = timeout_value
+        self.respond = respond
+        self.on_done = on_done
+        self.responded = False
+
+
+class EventLoop:
+    """Many sockets, one thread. ``add_*`` may be called from any thread."""
+
+    def __init__(self, *, name: str = "flask_sente-loop") -> None:
+        self._name = name
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._lock = threading.Lock()
+        self._dirty: dict[_Entry, None] = {}
+        self._added: list[_Entry] = []
+        self._woken = False
+        self._heap: list[tuple[float, int, _Entry]] = []
+        self._seq = itertools.count()
+        self._entries: set[_Entry] = set()
+        self._running = True
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    @property
+    def connections(self) -> int:
+        return len(self._entries)
+
+    # ------------------------------------------------------------------ any thread
+
+    def add_websocket(
+        self,
+        sock: socket.socket,
+        session: WsSession,
+        *,
+        on_closed: Callable[[CloseInfo], None],
+        initial: bytes = b"",
+    ) -> None:
+        """Own ``sock`` for ``session`` until it closes; then ``on_closed(info)`` runs here.
+
+        ``initial`` (the 101 response) is written before anything the session queues."""
+        entry = _WsEntry(sock, session, on_closed)
+        entry.out += initial
+        session.wake = lambda: self._mark(entry)
+        self._add(entry)
+
+    def add_long_poll(
+        self,
+        sock: socket.socket,
+        poll: LongPoll,
+        *,
+        timeout_s: float,
+        timeout_value: Any,
+        respond: Callable[[Any], bytes],
+        on_done: Callable[[Any, bool], None],
+    ) -> None:
+        """Answer ``poll`` on ``sock`` once it completes, or with ``timeout_value`` after
+        ``timeout_s``. ``on_done(value, written)`` says whether the answer reached the socket."""
+        entry = _PollEntry(
+            sock, poll, time.monotonic() + timeout_s, timeout_value, respond, on_done
+        )
+        poll.notify = lambda: self._mark(entry)
+        self._add(entry)
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Drop every connection and stop the thread (bounded)."""
+        self._running = False
+        self._wake()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout_s)
+
+    def _add(self, entry: _Entry) -> None:
+        with self._lock:
+            self._added.append(entry)
+            self._wake_locked()
+
+    def _mark(self, entry: _Entry) -> None:
+        with self._lock:
+            self._dirty[entry] = None
+            self._wake_locked()
+
+    def _wake(self) -> None:
+        with self._lock:
+            self._wake_locked()
+
+    def _wake_locked(self) -> None:
+        if not self._woken:
+            self._woken = True
+            with contextlib.suppress(OSError):
+                self._wake_w.send(b"\0")
+
+    # ------------------------------------------------------------------ the loop thread
+
+    def _run(self) -> None:
+        try:
+            while self._running:
+                timeout = None
+                if self._heap:
+                    timeout = max(0.0, self._heap[0][0] - time.monotonic())
+                for key, mask in self._selector.select(timeout):
+                    entry = key.data
+                    if entry is None:
+                        self._drain_wake()
+                    elif not entry.closed:
+                        self._on_ready(entry, mask)
+                with self._lock:
+                    # cleared together with taking the work: a later _mark writes a new byte
+                    self._woken = False
+                    added, self._added = self._added, []
+                    dirty, self._dirty = list(self._dirty), {}
+                now = time.monotonic()
+                for entry in added:
+                    self._register(entry)
+                for entry in added + dirty:
+                    if not entry.closed:
+                        self._service(entry, now)
+                while self._heap and self._heap[0][0] <= now:
+                    _, _, entry = heapq.heappop(self._heap)
+                    entry.scheduled = None
+                    if not entry.closed:
+                        self._service(entry, now)
+        except Exception:
+            logger.exception("the event loop failed; dropping its connections")
+        finally:
+            for entry in list(self._entries):
+                self._drop(entry, CloseInfo(None, "server closing", True))
+            self._selector.close()
+            self._wake_r.close()
+            self._wake_w.close()
+
+    def _drain_wake(self) -> None:
+        with contextlib.suppress(BlockingIOError, InterruptedError):
+            while self._wake_r.recv(4096):
+                pass
+
+    def _register(self, entry: _Entry) -> None:
+        self._entries.add(entry)
+        try:
+            self._selector.register(entry.sock, selectors.EVENT_READ, entry)
+        except (ValueError, OSError) as exc:
+            logger.info("cannot watch a taken-over socket: %s", exc)
+            self._drop(entry, CloseInfo(None, "socket unusable", False))
+
+    def _on_ready(self, entry: _Entry, mask: int) -> None:
+        if mask & selectors.EVENT_READ:
+            try:
+                data = entry.sock.recv(_RECV_BYTES)
+            except (BlockingIOError, InterruptedError):
+                data = None
+            except OSError:
+                data = b""
+            if data is not None:
+                if isinstance(entry, _WsEntry):
+                    if data:
+                        entry.out += entry.session.receive(data)
+                    else:
+                        entry.session.peer_gone()
+                elif not data and isinstance(entry, _PollEntry):
+                    entry.poll.offer(CLIENT_GONE)
+        self._service(entry, time.monotonic())
+
+    def _service(self, entry: _Entry, now: float) -> None:
+        if isinstance(entry, _WsEntry):
+            session = entry.session
+            session.tick(now)
+            entry.out += session.output(now)
+            finished = session.close_info is not None
+            deadline = session.deadline()
+        else:
+            assert isinstance(entry, _PollEntry)
+            if not entry.poll.done and now >= entry.deadline:
+                entry.poll.offer(entry.timeout_value)
+            if entry.poll.done and not entry.responded:
+                entry.responded = True
+                if entry.poll.value is not CLIENT_GONE:
+                    entry.out += entry.respond(entry.poll.value)
+            finished = entry.responded
+            deadline = None if entry.responded else entry.deadline
+        if not self._flush(entry):
+            return
+        if finished and not entry.out:
+            self._finish(entry)
+            return
+        if deadline is not None and (entry.scheduled is None or deadline < entry.scheduled):
+            entry.scheduled = deadline
+            heapq.heappush(self._heap, (deadline, next(self._seq), entry))
+
+    def _flush(self, entry: _Entry) -> bool:
+        """Write what fits; False when the connection had to be dropped."""
+        if entry.out:
+            try:
+                sent = entry.sock.send(entry.out)
+                del entry.out[:sent]
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError as exc:
+                self._drop(entry, CloseInfo(None, f"socket error: {exc}", False))
+                return False
+            if len(entry.out) > MAX_WRITE_BUFFER:
+                logger.warning(
+                    "dropping a slow client: over %d bytes waiting to be sent", MAX_WRITE_BUFFER
+                )
+                self._drop(entry, CloseInfo(None, "slow consumer", True))
+                return False
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if entry.out else 0)
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            if self._selector.get_key(entry.sock).events != events:
+                self._selector.modify(entry.sock, events, entry)
+        return True
+
+    def _finish(self, entry: _Entry) -> None:
+        info = entry.session.close_info if isinstance(entry, _WsEntry) else None
+        self._drop(entry, info or CloseInfo(None, "", True), written=True)
+
+    def _drop(self, entry: _Entry, info: CloseInfo, *, written: bool = False) -> None:
+        if entry.closed:
+            return
+        entry.closed = True
+        self._entries.discard(entry)
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            self._selector.unregister(entry.sock)
+        with contextlib.suppress(OSError):
+            entry.sock.shutdown(socket.SHUT_RDWR)
+        entry.sock.close()
+        try:
+            if isinstance(entry, _WsEntry):
+                entry.session.peer_gone(info.reason)
+                entry.on_closed(entry.session.close_info or info)
+            else:
+                assert isinstance(entry, _PollEntry)
+                entry.poll.offer(CLIENT_GONE)
+                entry.on_done(entry.poll.value, written and entry.poll.value is not CLIENT_GONE)
+        except Exception:
+            logger.exception("a connection close callback failed")
