@@ -123,7 +123,9 @@ def test_break_connection_reconnects(
     next_id(client, "chsk/handshake")
     client.break_connection()
     closed = next_matching(client, lambda m: m.id == "chsk/state" and m.data[1].get("closed?"))
-    assert closed.data[1]["last-close"]["reason"] == "unexpected"
+    # WebSocket: a 3000 CLOSE_ABNORMAL frame, then the socket is cut; the server's answer
+    # may or may not get in first, so the close reads clean or not, as in a browser.
+    assert closed.data[1]["last-close"]["reason"] in ("unexpected", "clean")
     assert client.wait_open(5)
     assert client.request(["test/echo", 2], 5) == {Keyword("echo"): 2}
 

@@ -135,3 +135,27 @@ def test_make_channel_socket_client_returns_sentes_handles() -> None:
         assert attempts[0].endswith("&csrf-token=tok") and len(attempts) == 2
     finally:
         chsk.chsk.disconnect()
+
+
+def test_client_modules_import_nothing_from_flask() -> None:
+    import ast
+    from pathlib import Path
+
+    import flask_sente.client as pkg
+
+    for path in Path(pkg.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            elif isinstance(node, ast.ImportFrom) and node.level == 2:
+                names = [f"flask_sente.{node.module}"]
+            for name in names:
+                assert not name.startswith(("flask.", "werkzeug")) and name != "flask", (path, name)
+                assert not name.startswith(("flask_sente.extension", "flask_sente.server")), (
+                    path,
+                    name,
+                )
