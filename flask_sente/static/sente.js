@@ -417,7 +417,10 @@
           this.send([WS_PING], {
             timeoutMs: chsk._opts.wsPingTimeoutMs,
             cb: (reply) => {
-              if (this.conn === conn && reply !== PONG) this.reconnect("ws-ping-timeout");
+              // chsk/closed: the socket closed meanwhile, and its onclose retries already
+              if (this.conn === conn && reply !== PONG && reply !== CLOSED) {
+                this.reconnect("ws-ping-timeout");
+              }
             },
           });
         }
