@@ -617,7 +617,7 @@
         typeof o.backoffMsFn === "function"
           ? o.backoffMsFn
           : (n) => expBackoff(n, { maxMs: o.backoffMaxMs });
-      this._csrf = "csrfToken" in (options || {}) ? o.csrfToken : readMetaCsrfToken;
+      this._csrf = o.csrfToken === undefined ? readMetaCsrfToken : o.csrfToken;
       this._wsConstructor =
         o.wsConstructor || (global.WebSocket ? (url) => new global.WebSocket(url) : () => null);
       this._state = Object.freeze({ type: o.type, "open?": false, "ever-opened?": false });
