@@ -21,11 +21,16 @@ handler_workers                             8                       threads runn
 write_legacy_pack_format                    False                   write Sente's v1 format
 simulated_bad_conn_rate                     0.0                     share of sabotaged activities
 connection_mode                             ``"auto"``              see below
+max_held_requests                           None                    see below
 ==========================================  ======================  =========================
 
 ``connection_mode``: ``"loop"`` hands each WebSocket and waiting long-poll to one event-loop
 thread, so they hold no request thread; ``"thread"`` keeps each on its request thread (or
 greenlet). ``"auto"`` picks ``"thread"`` under gevent, where greenlets are cheap, else ``"loop"``.
+``max_held_requests``: where a connection does hold its request thread (``"thread"`` mode, TLS
+sockets, servers that do not expose their sockets), at most this many are held at once; the
+next gets a 503 and a log line instead of waiting for a thread that never frees. Set it a little
+below your server's thread count (``gunicorn --threads``).
 
 Callables (``user_id_fn``, ``csrf_token_fn``, ``handshake_data_fn``, ``authorized_fn``,
 ``unauthorized_fn``, ``bad_csrf_fn``, ``bad_origin_fn``, ``reject_fn``) are keyword
@@ -127,6 +132,7 @@ class Options:
     write_legacy_pack_format: bool = False
     simulated_bad_conn_rate: float = 0.0
     connection_mode: str = "auto"
+    max_held_requests: int | None = None
 
     @classmethod
     def resolve(cls, explicit: Mapping[str, Any], config: Mapping[str, Any]) -> Options:
@@ -176,7 +182,7 @@ class Options:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(f"{name} must be a positive integer: got {value!r}")
-        for name in ("ws_kalive_ms", "ws_ping_timeout_ms"):
+        for name in ("ws_kalive_ms", "ws_ping_timeout_ms", "max_held_requests"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value <= 0):
                 raise ConfigError(f"{name} must be a positive integer or None: got {value!r}")

@@ -82,6 +82,7 @@ class Handover:
 
 
 _BINARY_FLAGS = ("true", "1")
+_BUSY = "server busy: every thread that may hold a connection is in use; retry shortly"
 
 
 class ChannelServer:
@@ -124,6 +125,8 @@ class ChannelServer:
         self.undelivered = 0
         self._closed = False
         self._loop: EventLoop | None = None
+        self._held = 0
+        self._held_lock = threading.Lock()
         self.mode = options.connection_mode
         if self.mode == "auto":
             self.mode = "thread" if concurrency_mode() == "gevent" else "loop"
@@ -306,6 +309,24 @@ class ChannelServer:
         sock, _ = socket_from_environ(environ)
         return sock is not None and self.mode == "loop" and can_detach(sock)
 
+    def _hold(self) -> bool:
+        """Count one more request holding its thread; False when at ``max_held_requests``."""
+        limit = self.options.max_held_requests
+        with self._held_lock:
+            if limit is not None and self._held >= limit:
+                logger.warning(
+                    "refusing a connection with 503: %d requests already hold their threads "
+                    "(max_held_requests)",
+                    limit,
+                )
+                return False
+            self._held += 1
+            return True
+
+    def _release(self) -> None:
+        with self._held_lock:
+            self._held -= 1
+
     @property
     def loop(self) -> EventLoop:
         with self._router_lock:
@@ -370,17 +391,21 @@ class ChannelServer:
                 )
 
             return Handover(server_sock, mode, start)
+        if not self._hold():
+            return 503, _BUSY
         try:
             server_sock.sendall(accepted)
+            slot, conn_id = self.registry.connect(
+                "ws", uid, client_id, session, on_installed=hand_outbox
+            )
+            try:
+                serve_on_thread(session, server_sock)
+            finally:
+                self.registry.disconnect(slot, conn_id)
         except OSError:
-            return mode
-        slot, conn_id = self.registry.connect(
-            "ws", uid, client_id, session, on_installed=hand_outbox
-        )
-        try:
-            serve_on_thread(session, server_sock)
+            pass
         finally:
-            self.registry.disconnect(slot, conn_id)
+            self._release()
         return mode
 
     def _on_ws_message(
@@ -420,6 +445,9 @@ class ChannelServer:
         rate = self.options.simulated_bad_conn_rate
         if rate and random.random() < rate:
             return 503, "simulated bad connection"
+        held_here = self.mode != "loop" or not self._can_hand_over(environ)
+        if held_here and not self._hold():
+            return 503, _BUSY
         poll = LongPoll()
 
         def hand_outbox(slot: Slot, previous: Any) -> None:
@@ -452,6 +480,8 @@ class ChannelServer:
             result = poll.wait(timeout_s, on_timeout=TIMEOUT)
         finally:
             self.registry.disconnect(slot, conn_id)
+            if held_here:
+                self._release()
         return 200, self._poll_body(result)
 
     def _poll_body(self, value: Any) -> str | bytes:
@@ -499,7 +529,7 @@ class ChannelServer:
         for kind in ("ws", "ajax"):
             for slot in self.registry.all_slots(kind):
                 if slot.conn is not None:
-                    slot.conn.close()
+                    slot.conn.close(GOING_AWAY, "server shutting down")
         if self._router is not None:
             self._router.stop()
             self._router = None

@@ -138,10 +138,10 @@ class AjaxChannel:
         self._backoff = backoff_ms_fn
         self._csrf = csrf_token
         self._params = dict(params or {})
-        self._headers = dict(headers or {})
+        self._opts = dict(request_opts or {})
+        self._headers = {**dict(self._opts.pop("headers", None) or {}), **dict(headers or {})}
         self._timeout_s = timeout_ms / 1000.0
         self._binary = binary
-        self._opts = dict(request_opts or {})
         self._sabotage = sabotage
         self._name = name
         self._stop = threading.Event()

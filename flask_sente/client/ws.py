@@ -100,8 +100,9 @@ class WsConnection:
         self._listener = listener
         self._threads = threads
         self._constructor = constructor or default_ws_constructor
-        self._header = [f"{k}: {v}" for k, v in (headers or {}).items()]
         self._opts = dict(opts or {})
+        extra = [f"{k}: {v}" for k, v in (headers or {}).items()]
+        self._header = [*(self._opts.pop("header", None) or []), *extra]
         self._name = name
         self._lock = threading.Lock()
         self._ws: Any = None

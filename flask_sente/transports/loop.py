@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .longpoll import CLIENT_GONE, LongPoll
-from .websocket import CloseInfo, WsSession
+from .websocket import GOING_AWAY, CloseInfo, WsSession
 
 logger = logging.getLogger("flask_sente.transports.loop")
 
@@ -91,6 +91,7 @@ class EventLoop:
         self._seq = itertools.count()
         self._entries: set[_Entry] = set()
         self._running = True
+        self._stop_at = 0.0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -135,7 +136,11 @@ class EventLoop:
         self._add(entry)
 
     def close(self, timeout_s: float = 5.0) -> None:
-        """Drop every connection and stop the thread (bounded)."""
+        """Close every connection and stop the thread, within ``timeout_s``.
+
+        WebSockets get a close frame (1001) and a short while to answer it; long-polls
+        still waiting are dropped, so their clients poll again elsewhere."""
+        self._stop_at = time.monotonic() + min(timeout_s / 2, 1.0)
         self._running = False
         self._wake()
         if self._thread is not threading.current_thread():
@@ -165,10 +170,19 @@ class EventLoop:
 
     def _run(self) -> None:
         try:
-            while self._running:
-                timeout = None
+            closing = False
+            while self._running or (self._entries and time.monotonic() < self._stop_at):
+                if not self._running and not closing:
+                    closing = True
+                    for entry in list(self._entries):
+                        if isinstance(entry, _WsEntry):
+                            entry.session.close(GOING_AWAY, "server shutting down")
+                        else:
+                            self._drop(entry, CloseInfo(None, "server closing", True))
+                timeout = 0.05 if closing else None
                 if self._heap:
-                    timeout = max(0.0, self._heap[0][0] - time.monotonic())
+                    next_due = max(0.0, self._heap[0][0] - time.monotonic())
+                    timeout = next_due if timeout is None else min(timeout, next_due)
                 for key, mask in self._selector.select(timeout):
                     entry = key.data
                     if entry is None:
