@@ -310,3 +310,23 @@ def test_interpreter_exit_closes_a_forgotten_client(sente: ScriptedSente) -> Non
     assert sente.wait_for(lambda: [r for r in sente.received if r.transport == "ws-close"], 5)
     close = next(r for r in sente.received if r.transport == "ws-close")
     assert (close.event, close.cb) == (1000, "CLOSE_NORMAL")
+
+
+def test_disconnect_from_a_handler_and_from_a_callback(
+    sente: ScriptedSente, make_client: Callable[..., Client]
+) -> None:
+    first = make_client(sente.url, type="ws")
+    first.on("chsk/handshake")(lambda msg: first.disconnect())
+    first.start_router()
+    first.connect()
+    assert first.state.wait_for(
+        lambda s: s.get("last-close", {}).get("reason") == "requested-disconnect", 5
+    )
+
+    second = make_client(sente.url, type="ajax").connect()
+    assert second.wait_open(5)
+    done = threading.Event()
+    second.send(["test/echo", 1], 5000, lambda reply: (second.disconnect(), done.set()))
+    assert done.wait(10)
+    assert not second.connected
+    assert_no_client_threads()
