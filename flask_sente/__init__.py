@@ -9,6 +9,8 @@ __version__ = "0.1.0"
 #: The Sente version whose wire protocol this library speaks.
 sente_version = (1, 22, 0)
 
+from typing import TYPE_CHECKING  # noqa: E402
+
 from .errors import (  # noqa: E402
     ChannelClosed,
     ConfigError,
@@ -20,7 +22,6 @@ from .errors import (  # noqa: E402
     UnpackError,
 )
 from .events import EventMsg, RequestSnapshot, is_event_msg, is_server_event_msg  # noqa: E402
-from .extension import Sente  # noqa: E402
 from .packers import EdnPacker, JsonPacker, Packer, get_packer  # noqa: E402
 from .protocol import (  # noqa: E402
     Keyword,
@@ -32,6 +33,18 @@ from .protocol import (  # noqa: E402
     validate_event,
 )
 from .security import allow_origin  # noqa: E402
+
+if TYPE_CHECKING:
+    from .extension import Sente
+
+
+def __getattr__(name: str) -> object:
+    # Sente imports Flask; loading it lazily keeps ``import flask_sente.client`` Flask-free.
+    if name == "Sente":
+        from .extension import Sente
+
+        return Sente
+    raise AttributeError(f"module 'flask_sente' has no attribute {name!r}")
 
 
 def set_min_log_level(level: int | str) -> None:

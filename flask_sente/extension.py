@@ -11,7 +11,7 @@ import atexit
 import logging
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import (
     Blueprint,
@@ -34,6 +34,11 @@ from .security import check_request
 from .server import ChannelServer, Handover
 from .transports.websocket import is_websocket_request
 
+if TYPE_CHECKING:
+    from flask.testing import FlaskClient
+
+    from .testing import SenteTestClient
+
 logger = logging.getLogger("flask_sente.extension")
 
 EXTENSION_KEY = "sente"
@@ -49,7 +54,8 @@ class _TakenOverResponse(Response):
     """
 
     def __init__(self, mode: str, handover: Handover | None = None) -> None:
-        super().__init__(status=200, content_type=_TEXT)
+        # the test client reads 101 as "taken over"; real servers write nothing of it
+        super().__init__(status=101 if mode == "test" else 200, content_type=_TEXT)
         self._mode = mode
         self._handover = handover
 
@@ -139,16 +145,7 @@ class Sente:
     def server(self, app: Flask | None = None) -> ChannelServer:
         """The channel server of ``app``, of the current app, or of the only app."""
         if app is None:
-            if has_app_context():
-                app = current_app._get_current_object()  # type: ignore[attr-defined]
-            else:
-                apps = list(self._apps)
-                if len(apps) != 1:
-                    raise RuntimeError(
-                        "Sente is initialised on several apps (or none): call this within an "
-                        "app context, or pass app="
-                    )
-                app = apps[0]
+            app = self._only_app()
         try:
             return app.extensions[EXTENSION_KEY]
         except KeyError:
@@ -212,6 +209,37 @@ class Sente:
     ) -> Callable[[], None]:
         """Call ``fn(old, new)`` whenever ``connected_uids`` changes; returns ``unwatch()``."""
         return self.server().registry.watch(fn)
+
+    def test_client(
+        self,
+        flask_test_client: FlaskClient | None = None,
+        uid: Any = None,
+        *,
+        app: Flask | None = None,
+        **options: Any,
+    ) -> SenteTestClient:
+        """An in-process channel socket for tests; see :mod:`flask_sente.testing`.
+
+        Pass the app's Flask test client to share its cookies and session (a login done
+        through a normal route carries over). ``uid`` goes out as the ``uid`` query
+        parameter, for apps whose ``user_id_fn`` reads it."""
+        from .testing import SenteTestClient
+
+        if app is None:
+            app = flask_test_client.application if flask_test_client is not None else None
+        server_app = app if app is not None else self._only_app()
+        return SenteTestClient(self, server_app, flask_test_client, uid=uid, **options)
+
+    def _only_app(self) -> Flask:
+        if has_app_context():
+            return current_app._get_current_object()  # type: ignore[attr-defined]
+        apps = list(self._apps)
+        if len(apps) != 1:
+            raise RuntimeError(
+                "Sente is initialised on several apps (or none): call this within an "
+                "app context, or pass app="
+            )
+        return apps[0]
 
     def close(self, app: Flask | None = None) -> None:
         """Close every connection and stop the background threads."""

@@ -17,12 +17,18 @@ from typing import Any
 
 logger = logging.getLogger("flask_sente.transports.sockets")
 
-_SOCKET_KEYS = (("gunicorn.socket", "gunicorn"), ("werkzeug.socket", "werkzeug"))
+#: Where :mod:`flask_sente.testing` puts one end of an in-process socket pair.
+TEST_SOCKET_KEY = "flask_sente.test_socket"
+_SOCKET_KEYS = (
+    ("gunicorn.socket", "gunicorn"),
+    ("werkzeug.socket", "werkzeug"),
+    (TEST_SOCKET_KEY, "test"),
+)
 
 
 def socket_from_environ(environ: dict[str, Any]) -> tuple[socket.socket | None, str]:
     """The client socket a WSGI server exposes, and which server it is."""
-    for key, mode in _SOCKET_KEYS:
+    for key, mode in reversed(_SOCKET_KEYS):
         sock = environ.get(key)
         if sock is not None:
             return sock, mode
