@@ -1,0 +1,463 @@
+"""Sente's MessagePack dialect (``taoensso.msgpack``), on top of the ``msgpack`` package.
+
+Standard MessagePack, plus the extension types and the map-key cache Sente's msgpack
+packer uses, written byte for byte as Sente 1.22 writes them:
+
+=========================  ====================================  ==========================
+MessagePack                Python (read)                         Python (written as that)
+=========================  ====================================  ==========================
+nil, true, false           ``None True False``
+int                        ``int``                               ``int`` (-2**63 .. 2**64-1)
+float32, float64           ``float``                             ``float`` (float64);
+                                                                 ``Decimal`` (as a float64)
+str                        ``str``                               ``str``
+bin                        ``bytes``                             ``bytes``, ``bytearray``,
+                                                                 ``memoryview``
+array                      ``list``                              ``list``, ``tuple``
+map                        ``dict``                              ``dict``, any ``Mapping``
+ext 0 keyword              ``Keyword``                           ``Keyword``; ``str`` map keys
+ext 1 symbol               ``edn.Symbol``                        ``Symbol``
+ext 2 char                 ``edn.Char``                          ``Char``
+ext 3 ratio                ``Fraction`` (``int`` if whole)       ``Fraction``
+ext 4 set                  ``frozenset``                         ``set``, ``frozenset``
+ext 5/6/7 typed arrays     ``array.array`` ``'i'``/``'f'``/``'d'``  the same three typecodes
+ext -1 timestamp           aware ``datetime`` in UTC             ``datetime`` (naive = UTC)
+ext 9 uuid                 ``uuid.UUID``                         ``UUID``
+ext 8                      the map-key cache (never a value)
+other ext 0..127           ``msgpack.ExtType``                   ``ExtType``
+=========================  ====================================  ==========================
+
+* Ints use the smallest encoding, except that a positive int above ``0xffffffff`` is written
+  as int64 (``d3``), as Sente writes it; only ints from 2**63 to 2**64-1 use uint64.
+* With ``keywordize_keys`` (the default), plain ``str`` map keys that are valid keyword
+  names are written as keywords, as with the edn packer.
+* Within one message, the first 256 distinct keyword or string map keys are numbered in
+  order of first appearance; each later occurrence of one is written ``d4 08 <index>``.
+* A timestamp is always the 12-byte form (``c7 0c ff``, u32 nanoseconds, i64 seconds);
+  the 4- and 8-byte forms are read too. Python keeps microseconds, so nanoseconds below
+  that are dropped on reading.
+* Typed arrays are big-endian, as Sente on the JVM writes them. (Sente's ClojureScript
+  side writes them in the platform's order, usually little-endian.)
+
+Map keys and set members must be hashable, so there an array is read as a ``tuple``, a map
+as a read-only mapping and a typed array as a ``tuple``, as the edn packer does.
+
+The ``msgpack`` package parses and writes in C; this module walks the value once to turn
+Sente's types into extension types and to apply the key cache. What ``msgpack`` cannot
+write as Sente does (int64 for large positive ints, 12-byte timestamps) is written here.
+"""
+
+from __future__ import annotations
+
+import array
+import datetime as dt
+import functools
+import struct
+import sys
+import uuid
+from collections.abc import Mapping
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+import msgpack
+from edn_format import ImmutableDict
+from msgpack import ExtType
+
+from .edn import Char, Symbol, is_keyword_name
+from .errors import PackError, UnpackError
+from .protocol import Keyword
+
+__all__ = ["dumps", "loads"]
+
+KEYWORD, SYMBOL, CHAR, RATIO, SET = 0, 1, 2, 3, 4
+INT_ARRAY, FLOAT_ARRAY, DOUBLE_ARRAY = 5, 6, 7
+CACHED_KEY, UUID = 8, 9
+TIMESTAMP = -1
+
+#: How many distinct map keys one message numbers for the key cache.
+KEY_CACHE_SIZE = 256
+
+_INT64_MIN, _INT64_MAX, _UINT64_MAX = -(2**63), 2**63 - 1, 2**64 - 1
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_TYPED_ARRAYS = {"i": INT_ARRAY, "f": FLOAT_ARRAY, "d": DOUBLE_ARRAY}
+_TYPECODES = {code: typecode for typecode, code in _TYPED_ARRAYS.items()}
+_SWAP = sys.byteorder == "little"
+_keyword_name = functools.lru_cache(maxsize=4096)(is_keyword_name)
+
+
+def dumps(value: Any, *, keywordize_keys: bool = True) -> bytes:
+    """``value`` in Sente's MessagePack; raises :class:`PackError` for what it cannot write."""
+    writer = _Writer(keywordize_keys)
+    writer.value(value)
+    return b"".join(writer.out)
+
+
+def loads(data: str | bytes) -> Any:
+    """One MessagePack value; raises :class:`UnpackError` carrying ``data`` when it cannot."""
+    if isinstance(data, str):
+        raise UnpackError(
+            "msgpack is binary but a text message arrived: is the peer using a text packer, "
+            "or sending text WebSocket frames?",
+            data,
+        )
+    try:
+        return _Reader().value(_parse(data))
+    except UnpackError as exc:
+        raise UnpackError(str(exc), data) from None
+    except RecursionError as exc:
+        raise UnpackError("msgpack is nested too deeply", data) from exc
+    except Exception as exc:  # the parser and the extension readers fail in many ways
+        raise UnpackError(f"not valid msgpack: {exc!r}", data) from exc
+
+
+# ---------------------------------------------------------------------------- writing
+
+_POSITIVE_FIXINTS = tuple(bytes([n]) for n in range(128))
+_NEGATIVE_FIXINTS = tuple(bytes([n & 0xFF]) for n in range(-32, 0))
+_FIXSTRS = tuple(bytes([0xA0 | n]) for n in range(32))
+_FIXARRAYS = tuple(bytes([0x90 | n]) for n in range(16))
+_FIXMAPS = tuple(bytes([0x80 | n]) for n in range(16))
+_FIXEXTS = {1: 0xD4, 2: 0xD5, 4: 0xD6, 8: 0xD7, 16: 0xD8}
+_CACHE_REFS = tuple(bytes([0xD4, CACHED_KEY, n]) for n in range(KEY_CACHE_SIZE))
+_U8, _U16, _U32 = struct.Struct(">BB"), struct.Struct(">BH"), struct.Struct(">BI")
+_I8, _I16, _I32 = struct.Struct(">Bb"), struct.Struct(">Bh"), struct.Struct(">Bi")
+_S64, _Q64, _F64 = struct.Struct(">Bq"), struct.Struct(">BQ"), struct.Struct(">Bd")
+_TIMESTAMP = struct.Struct(">3sIq")
+
+
+def _int(n: int) -> bytes:
+    if 0 <= n < 128:
+        return _POSITIVE_FIXINTS[n]
+    if n < 0:
+        if n >= -32:
+            return _NEGATIVE_FIXINTS[n + 32]
+        if n >= -0x80:
+            return _I8.pack(0xD0, n)
+        if n >= -0x8000:
+            return _I16.pack(0xD1, n)
+        if n >= -0x8000_0000:
+            return _I32.pack(0xD2, n)
+        if n >= _INT64_MIN:
+            return _S64.pack(0xD3, n)
+    elif n <= 0xFF:
+        return _U8.pack(0xCC, n)
+    elif n <= 0xFFFF:
+        return _U16.pack(0xCD, n)
+    elif n <= 0xFFFF_FFFF:
+        return _U32.pack(0xCE, n)
+    elif n <= _INT64_MAX:
+        return _S64.pack(0xD3, n)  # int64, not uint64, as Sente writes it
+    elif n <= _UINT64_MAX:
+        return _Q64.pack(0xCF, n)
+    raise PackError(f"msgpack cannot write {n}: ints must be within -2**63 .. 2**64-1")
+
+
+def _sized(n: int, fixed: tuple[bytes, ...], code8: int | None, code16: int) -> bytes:
+    """The header of a str (code8 0xd9), bin (0xc4) or array/map (no 8-bit form) of n items."""
+    if n < len(fixed):
+        return fixed[n]
+    if code8 is not None and n <= 0xFF:
+        return _U8.pack(code8, n)
+    if n <= 0xFFFF:
+        return _U16.pack(code16, n)
+    return _U32.pack(code16 + 1, n)
+
+
+def _str(s: str) -> bytes:
+    data = s.encode()
+    n = len(data)
+    return (_FIXSTRS[n] if n < 32 else _sized(n, (), 0xD9, 0xDA)) + data
+
+
+def _bin(data: bytes) -> bytes:
+    return _sized(len(data), (), 0xC4, 0xC5) + data
+
+
+def _ext(code: int, data: bytes) -> bytes:
+    n = len(data)
+    fixext = _FIXEXTS.get(n)
+    if fixext is not None:
+        head = bytes([fixext, code & 0xFF])
+    elif n <= 0xFF:
+        head = bytes([0xC7, n, code & 0xFF])
+    elif n <= 0xFFFF:
+        head = _U16.pack(0xC8, n) + bytes([code & 0xFF])
+    else:
+        head = _U32.pack(0xC9, n) + bytes([code & 0xFF])
+    return head + data
+
+
+@functools.lru_cache(maxsize=4096)
+def _keyword(name: str) -> bytes:
+    return _ext(KEYWORD, name.encode())
+
+
+class _Writer:
+    """One pack call: writes into ``out`` and numbers map keys for the key cache."""
+
+    __slots__ = ("keyword_keys", "keywordize", "n_keys", "out", "string_keys")
+
+    def __init__(self, keywordize: bool) -> None:
+        self.keywordize = keywordize
+        self.out: list[bytes] = []
+        self.keyword_keys: dict[str, int] = {}
+        self.string_keys: dict[str, int] = {}
+        self.n_keys = 0
+
+    def value(self, x: Any) -> None:
+        t = type(x)
+        if t is str:
+            self.out.append(_str(x))
+        elif t is int:
+            self.out.append(_int(x))
+        elif t is dict:
+            self.map(x)
+        elif t is list or t is tuple:
+            self.seq(x)
+        elif x is None:
+            self.out.append(b"\xc0")
+        elif t is bool:
+            self.out.append(b"\xc3" if x else b"\xc2")
+        elif t is float:
+            self.out.append(_F64.pack(0xCB, x))
+        elif t is Keyword:
+            self.out.append(_keyword(x))
+        elif t is bytes:
+            self.out.append(_bin(x))
+        elif t is ExtType:
+            self.out.append(_ext(x.code, x.data))
+        elif isinstance(x, list | tuple):
+            self.seq(x)
+        elif isinstance(x, Mapping):
+            self.map(x)
+        else:
+            self.out.append(self.other(x))
+
+    def seq(self, xs: Any) -> None:
+        out = self.out
+        out.append(_sized(len(xs), _FIXARRAYS, None, 0xDC))
+        for x in xs:  # strings and ints inline: this loop is most of the time spent
+            t = type(x)
+            if t is str:
+                out.append(_str(x))
+            elif t is int:
+                out.append(_int(x))
+            else:
+                self.value(x)
+
+    def map(self, m: Mapping[Any, Any]) -> None:
+        out = self.out
+        out.append(_sized(len(m), _FIXMAPS, None, 0xDE))
+        for k, v in m.items():
+            self.key(k)
+            t = type(v)
+            if t is str:
+                out.append(_str(v))
+            elif t is int:
+                out.append(_int(v))
+            else:
+                self.value(v)
+
+    def key(self, k: Any) -> None:
+        t = type(k)
+        if t is str:
+            keyword = self.keywordize and _keyword_name(k)
+        elif isinstance(k, Keyword):
+            keyword = True
+        elif isinstance(k, str) and not isinstance(k, Char):
+            keyword = False
+        else:
+            self.value(k)
+            return
+        table = self.keyword_keys if keyword else self.string_keys
+        index = table.get(k)
+        if index is not None:
+            self.out.append(_CACHE_REFS[index])
+            return
+        if self.n_keys < KEY_CACHE_SIZE:
+            table[k] = self.n_keys
+            self.n_keys += 1
+        self.out.append(_keyword(str(k)) if keyword else _str(k))
+
+    def nested(self, *values: Any) -> bytes:
+        """``values`` packed one after the other, for an extension's payload."""
+        out, self.out = self.out, []
+        try:
+            for x in values:
+                self.value(x)
+            return b"".join(self.out)
+        finally:
+            self.out = out
+
+    def other(self, x: Any) -> bytes:
+        if isinstance(x, Keyword):
+            return _keyword(str(x))
+        if isinstance(x, Char):
+            return _ext(CHAR, x.encode())
+        if isinstance(x, str):
+            return _str(x)
+        if isinstance(x, float):
+            return _F64.pack(0xCB, x)
+        if isinstance(x, int):
+            return _int(int(x))
+        if isinstance(x, set | frozenset):
+            return _ext(SET, self.nested(list(x)))
+        if isinstance(x, Symbol):
+            return _ext(SYMBOL, x.name.encode())
+        if isinstance(x, uuid.UUID):
+            return _ext(UUID, str(x).encode())
+        if isinstance(x, dt.datetime):
+            return _timestamp(x)
+        if isinstance(x, Fraction):
+            if x.denominator == 1:
+                return _int(x.numerator)
+            return _ext(RATIO, self.nested(x.numerator, x.denominator))
+        if isinstance(x, Decimal):
+            return _F64.pack(0xCB, float(x))
+        if isinstance(x, bytearray | memoryview):
+            return _bin(bytes(x))
+        if isinstance(x, array.array):
+            return _typed_array(x)
+        raise PackError(f"msgpack cannot write a {type(x).__name__}: {x!r}")
+
+
+def _timestamp(d: dt.datetime) -> bytes:
+    delta = (d if d.tzinfo is not None else d.replace(tzinfo=dt.UTC)) - _EPOCH
+    seconds = delta.days * 86400 + delta.seconds
+    return _TIMESTAMP.pack(b"\xc7\x0c\xff", delta.microseconds * 1000, seconds)
+
+
+def _typed_array(a: array.array[Any]) -> bytes:
+    code = _TYPED_ARRAYS.get(a.typecode)
+    if code is None:
+        raise PackError(
+            f"msgpack writes array.array('i'), ('f') and ('d') as Sente's int, float and "
+            f"double arrays, not array({a.typecode!r}): convert it, or send a list"
+        )
+    if _SWAP:
+        a = array.array(a.typecode, a)
+        a.byteswap()
+    return _ext(code, a.tobytes())
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+class _Map(list[Any]):
+    """A map's (key, value) pairs, in wire order, until the key cache can be applied."""
+
+    __slots__ = ()
+
+
+class _Set(list[Any]):
+    """A set's members, in wire order, until the key cache can be applied."""
+
+    __slots__ = ()
+
+
+class _CachedKey:
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+
+_CACHED_KEYS = tuple(_CachedKey(i) for i in range(KEY_CACHE_SIZE))
+_PENDING = frozenset({list, _Map, _Set, _CachedKey, array.array})
+
+
+def _parse(data: bytes) -> Any:
+    """The wire value, with maps, sets and cached keys still to be resolved by a _Reader."""
+    return msgpack.unpackb(
+        data,
+        raw=False,
+        strict_map_key=False,
+        object_pairs_hook=_Map,
+        ext_hook=_extension,
+        timestamp=3,
+    )
+
+
+def _extension(code: int, data: bytes) -> Any:
+    if code == KEYWORD:
+        return Keyword(data.decode())
+    if code == CACHED_KEY:
+        if len(data) != 1:
+            raise ValueError(f"a cached key reference holds 1 byte, not {len(data)}")
+        return _CACHED_KEYS[data[0]]
+    if code == UUID:
+        return uuid.UUID(data.decode())
+    if code == SET:
+        members = _parse(data)
+        if type(members) is not list:
+            raise ValueError("a set must hold an array")
+        return _Set(members)
+    if code == SYMBOL:
+        return Symbol(data.decode())
+    if code == CHAR:
+        return Char(data.decode()[0])
+    if code == RATIO:
+        unpacker = msgpack.Unpacker(raw=False)
+        unpacker.feed(data)
+        numerator, denominator = list(unpacker)
+        if type(numerator) is not int or type(denominator) is not int:
+            raise ValueError("a ratio must hold two ints")
+        ratio = Fraction(numerator, denominator)
+        return ratio.numerator if ratio.denominator == 1 else ratio
+    if code in _TYPECODES:
+        out = array.array(_TYPECODES[code])
+        out.frombytes(data)
+        if _SWAP:
+            out.byteswap()
+        return out
+    if code >= 0:
+        return ExtType(code, data)
+    raise ValueError(f"unknown reserved extension type {code}")
+
+
+class _Reader:
+    """One unpack call: applies the key cache in wire order and builds dicts and sets."""
+
+    __slots__ = ("keys",)
+
+    def __init__(self) -> None:
+        self.keys: list[Any] = []
+
+    def value(self, x: Any, hashable: bool = False) -> Any:
+        t = type(x)
+        if t is list:
+            if hashable:
+                return tuple(self.value(v, True) for v in x)
+            for i, v in enumerate(x):
+                if type(v) in _PENDING:
+                    x[i] = self.value(v)
+            return x
+        if t is _Map:
+            return self.map(x, hashable)
+        if t is _Set:
+            return frozenset(self.value(v, True) for v in x)
+        if t is _CachedKey:
+            raise UnpackError("a cached key reference (ext 8) may only be a map key", b"")
+        if t is array.array and hashable:
+            return tuple(x)
+        return x
+
+    def map(self, pairs: _Map, hashable: bool) -> Any:
+        keys = self.keys
+        out = {}
+        for k, v in pairs:
+            t = type(k)
+            if t is str or t is Keyword:
+                if len(keys) < KEY_CACHE_SIZE:
+                    keys.append(k)
+            elif t is _CachedKey:
+                if k.index >= len(keys):
+                    raise UnpackError(
+                        f"cached key {k.index} is used before {len(keys)} keys were seen", b""
+                    )
+                k = keys[k.index]
+            elif t in _PENDING:
+                k = self.value(k, True)
+            out[k] = self.value(v, hashable) if hashable or type(v) in _PENDING else v
+        return ImmutableDict(out) if hashable else out
