@@ -129,6 +129,7 @@ class AjaxChannel:
         binary: bool = False,
         request_opts: Mapping[str, Any] | None = None,
         sabotage: Callable[[], bool] = lambda: False,
+        poll_params: Callable[[], Mapping[str, Any]] = dict,
         name: str = "flask_sente.client-ajax",
     ) -> None:
         self.url = url
@@ -143,6 +144,7 @@ class AjaxChannel:
         self._timeout_s = timeout_ms / 1000.0
         self._binary = binary
         self._sabotage = sabotage
+        self._poll_params = poll_params
         self._name = name
         self._stop = threading.Event()
         self._broken = threading.Event()
@@ -198,6 +200,7 @@ class AjaxChannel:
         params.update({"udt": now_udt(), "client-id": self.client_id})
         if handshake:
             params["handshake?"] = 1
+        params.update(self._poll_params())
         response = self._poll_session.get(
             http_url(self.url, params),
             headers=self._request_headers(post=False),

@@ -51,6 +51,7 @@ class AjaxChsk:
                 binary=core.packer.binary,
                 request_opts=opts,
                 sabotage=core.bad_conn,
+                poll_params=core.recovery_params,
                 name=core.name + "-ajax",
             )
             self._chan = chan
@@ -145,17 +146,18 @@ class AjaxChsk:
 
     def ajax_received(self, chan: AjaxChannel, package: str | bytes) -> None:
         core = self._core
-        msg = core.read(package)
+        read = core.read(package)
         with core.lock:
-            if chan is not self._chan or msg is None:
+            if chan is not self._chan or read is None:
                 return
+            msg, seq = read
             if msg.kind is MessageKind.HANDSHAKE:
                 core.handshake("ajax", msg)
             elif msg.kind is MessageKind.TIMEOUT:
                 core.opened()
             elif msg.kind is MessageKind.PUSH:
                 core.opened()
-                core.emit_push(msg.events)
+                core.emit_push(msg.events, seq)
             else:
                 log.warning("unexpected long-poll response %r", msg.value)
 

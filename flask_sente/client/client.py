@@ -24,6 +24,7 @@ from .backoff import exp_backoff
 from .callbacks import Callback
 from .core import Core, Options
 from .events import ChRecv, ClientEventMsg
+from .recovery import LAST_SEQ_PARAM
 from .router import E, H, Handler, Handlers, run_router
 from .state import ClientState
 from .urls import http_url
@@ -51,6 +52,10 @@ class Client:
     Sente's schedule capped at 30 s. ``ws_opts`` go to ``websocket.create_connection``
     (``timeout``, ``sslopt``, ``cookie``...), ``ajax_opts`` to requests (``verify``,
     ``cert``, ``proxies``, ``cookies``, ``auth``, and Sente's ``timeout_ms``).
+
+    With ``recover`` (the default) the client reports the last push it received, so a
+    flask_sente server resends, after a reconnect, the pushes it missed (none twice);
+    ``recover=False`` sends exactly what Sente's clients send. See ``docs/reliability.md``.
     """
 
     def __init__(
@@ -70,6 +75,7 @@ class Client:
         recv_buf_or_n: int = 2048,
         ajax_timeout_ms: int = 60_000,
         write_legacy_pack_format: bool | None = None,
+        recover: bool = True,
         simulated_bad_conn_rate: float = 0,
         ws_constructor: Callable[..., Any] | None = None,
         ws_opts: Mapping[str, Any] | None = None,
@@ -97,6 +103,7 @@ class Client:
             write_legacy_pack_format=write_legacy_pack_format,
             simulated_bad_conn_rate=simulated_bad_conn_rate,
             ws_constructor=ws_constructor,
+            recover=recover,
             ws_opts=dict(ws_opts or {}),
             ajax_opts=dict(ajax_opts or {}),
         )
@@ -130,6 +137,12 @@ class Client:
     @property
     def state(self) -> ClientState:
         return self._core.state
+
+    @property
+    def last_seq(self) -> str | None:
+        """What the client reports as ``fs-last-seq``: ``"<epoch>:<n>"`` of the last push
+        received, ``"-"`` before any, None with ``recover=False``."""
+        return self._core.recovery_params().get(LAST_SEQ_PARAM)
 
     @property
     def connected(self) -> bool:

@@ -11,16 +11,17 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UnpackError
 from ..packers import Packer
-from ..protocol import HANDSHAKE, RECV, STATE, ServerMessage, classify_server_message, pack, unpack
+from ..protocol import HANDSHAKE, RECV, STATE, ServerMessage, classify_server_message, pack
 from .callbacks import Callback, PendingCallbacks
 from .events import ChRecv
+from .recovery import LAST_SEQ_PARAM, Received, unpack_numbered
 from .runtime import Dispatcher, Scheduler, ThreadSet
 from .state import ClientState, WatchFn, now_udt, state_event_maps
 
@@ -50,6 +51,7 @@ class Options:
     write_legacy_pack_format: bool | None
     simulated_bad_conn_rate: float
     ws_constructor: Callable[..., Any] | None
+    recover: bool = True
     ws_opts: Mapping[str, Any] = field(default_factory=dict)
     ajax_opts: Mapping[str, Any] = field(default_factory=dict)
 
@@ -65,6 +67,7 @@ class Core:
         self.lock = threading.RLock()
         self.state = ClientState({"type": opts.type, "open?": False, "ever-opened?": False})
         self.callbacks = PendingCallbacks()
+        self.received = Received() if opts.recover else None
         self.threads = ThreadSet()
         self.scheduler: Scheduler | None = None
         self.dispatcher: Dispatcher | None = None
@@ -110,14 +113,21 @@ class Core:
     def pack(self, value: Any, cb: Any) -> str | bytes:
         return pack(self.packer, value, cb, wrap=True, legacy=self.opts.write_legacy_pack_format)
 
-    def read(self, package: str | bytes) -> ServerMessage | None:
-        """Unpack and classify a server message; None (logged) when it cannot be read."""
+    def read(self, package: str | bytes) -> tuple[ServerMessage, Any] | None:
+        """Unpack and classify a server message, with the number of a numbered push batch
+        (see :mod:`.recovery`); None (logged) when it cannot be read."""
         try:
-            value, cb = unpack(self.packer, package)
+            value, cb, seq = unpack_numbered(self.packer, package)
         except UnpackError as exc:
             log.warning("dropping a server message that cannot be unpacked: %s", exc)
             return None
-        return classify_server_message(value, cb)
+        return classify_server_message(value, cb), seq
+
+    def recovery_params(self) -> dict[str, str]:
+        """``{"fs-last-seq": ...}`` for a WebSocket connect or an Ajax GET; empty when off."""
+        with self.lock:
+            received = self.received
+            return {} if received is None else {LAST_SEQ_PARAM: received.param}
 
     def bad_conn(self) -> bool:
         """True when ``simulated_bad_conn_rate`` says to sabotage this activity."""
@@ -129,8 +139,12 @@ class Core:
     def emit(self, event: list[Any]) -> None:
         self.ch_recv.put(event)
 
-    def emit_push(self, events: Iterable[list[Any]]) -> None:
-        """Deliver a pushed batch, each event as sent (or as ``[chsk/recv ev]``)."""
+    def emit_push(self, events: Sequence[list[Any]], seq: Any = None) -> None:
+        """Deliver a pushed batch, each event as sent (or as ``[chsk/recv ev]``), leaving
+        out those a numbered batch (``seq``) repeats. The caller holds :attr:`lock`, so
+        that batches from two connections cannot interleave."""
+        if self.received is not None:
+            events = self.received.accept(events, seq)
         for ev in events:
             if str(ev[0]).startswith("chsk/"):
                 log.warning("ignoring a pushed event with a reserved chsk/ id: %r", ev)

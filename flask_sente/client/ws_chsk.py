@@ -82,6 +82,7 @@ class WsChsk:
             **core.opts.params,
             "client-id": core.opts.client_id,
             "csrf-token": core.csrf_token(),
+            **core.recovery_params(),
         }
         conn = WsConnection(
             ws_url(core.opts.url, params),
@@ -214,9 +215,10 @@ class WsChsk:
         with core.lock:
             if conn is not self._conn:
                 return
-        msg = core.read(data)
-        if msg is None:
+        read = core.read(data)
+        if read is None:
             return
+        msg, seq = read
         if msg.kind is MessageKind.HANDSHAKE:
             with core.lock:
                 if conn is not self._conn:
@@ -234,7 +236,9 @@ class WsChsk:
             if not core.callbacks.resolve(msg.cb, msg.value):
                 log.debug("reply for an unknown or expired callback %r", msg.cb)
         elif msg.kind is MessageKind.PUSH:
-            core.emit_push(msg.events)
+            with core.lock:
+                if conn is self._conn:
+                    core.emit_push(msg.events, seq)
         else:
             log.warning("unexpected WebSocket message %r", msg.value)
 

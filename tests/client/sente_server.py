@@ -5,6 +5,12 @@ It answers byte for byte as the captured http-kit server did (edn packer, CSRF t
 ``{:hello "world", :n 1}``, the ``test/*`` handlers), so the client can be proven against
 real Sente behaviour without a JVM. Standard library HTTP plus wsproto for WebSocket
 frames; every client message is recorded, as wire text, for the tests to inspect.
+
+With ``recovery=True`` it also speaks flask_sente's push recovery (``docs/reliability.md``)
+to connections that send ``fs-last-seq``: one mailbox per uid numbers every push, batches
+go out as ``[[ev...] nil "<epoch>:<n>"]``, and a connect or a poll gets what came after the
+number it reports. ``forget()`` starts a new epoch; ``drop_answers`` loses poll answers in
+transit; ``send_raw`` and ``answer_raw`` put hand-made messages on the wire.
 """
 
 from __future__ import annotations
@@ -69,6 +75,7 @@ class WsPeer:
     lock: threading.Lock = field(default_factory=threading.Lock)
     last_activity: float = field(default_factory=time.monotonic)
     closed: threading.Event = field(default_factory=threading.Event)
+    reporting: bool = False
 
     def send_text(self, text: str) -> None:
         with self.lock:
@@ -98,6 +105,7 @@ class ScriptedSente:
         lp_timeout_ms: int = 5000,
         ws_kalive_ms: int | None = None,
         ws_ping_timeout_ms: int = 10_000,
+        recovery: bool = False,
     ) -> None:
         self.requested_port = port
         self.refuse_upgrades = refuse_upgrades
@@ -112,6 +120,13 @@ class ScriptedSente:
         self.ajax_known: set[str] = set()
         self.ajax_pending: dict[str, list[Any]] = {}
         self.ws_upgrades = 0
+        self.recovery = recovery
+        self.epoch = "ep1"
+        self.mailbox: dict[str, list[Any]] = {}
+        self.delivered: dict[str, int] = {}
+        self.drop_answers = 0
+        self.raw_answers: dict[str, list[str]] = {}
+        self.push_lock = threading.Lock()
         self.stopping = False
         self._socks: set[socket.socket] = set()
         self._httpd: ThreadingHTTPServer | None = None
@@ -196,20 +211,80 @@ class ScriptedSente:
             self.sent.append(text)
             self.cond.notify_all()
 
+    def last_seqs(self) -> list[str | None]:
+        """The ``fs-last-seq`` of every channel socket GET (WebSocket or Ajax), in order."""
+        with self.cond:
+            paths = [e[1] for e in self.http_log if e[0] == "GET"]
+        return [
+            {k: v[0] for k, v in parse_qs(urlsplit(path).query, True).items()}.get("fs-last-seq")
+            for path in paths
+            if urlsplit(path).path == "/chsk"
+        ]
+
     # ------------------------------------------------------------------ pushes
 
     def push(self, uid: str, events: list[Any], *, flush: bool = False) -> None:
-        """``send-fn``: one batch ``[[ev...] nil]`` to every WS and (next) Ajax poll of ``uid``."""
-        batch = wire([[Keyword(e[0]), *e[1:]] for e in events])
+        """``send-fn``: one batch ``[[ev...] nil]`` to every WS and (next) Ajax poll of ``uid``.
+
+        With ``recovery``, reporting connections get it numbered, from the uid's mailbox.
+        """
+        batch = wire(_keywordize(events))
         if not flush:
             time.sleep(0.03)  # send-buf-ms-ws: the batching window of the real server
+        with self.push_lock:
+            with self.cond:
+                peers = [p for p in self.ws_peers if p.uid == uid]
+                self.ajax_pending.setdefault(uid, []).extend(events)
+                if self.recovery:
+                    box = self.mailbox.setdefault(uid, [])
+                    box.extend(events)
+                    numbered = self.numbered(events, len(box))
+                    if any(p.reporting for p in peers):
+                        self.delivered[uid] = len(box)
+                self.cond.notify_all()
+            for peer in peers:
+                text = numbered if peer.reporting else batch
+                peer.send_text(text)
+                self.record_sent(text)
+
+    def numbered(self, events: list[Any], n: int, epoch: str | None = None) -> str:
+        """A numbered batch ``[[ev...] nil "<epoch>:<n>"]`` (events ``n-k+1 .. n``)."""
+        return str(EDN.pack([_keywordize(events), None, f"{epoch or self.epoch}:{n}"]))
+
+    def forget(self) -> None:
+        """Lose every mailbox and number anew, as a restarted flask_sente server would."""
+        with self.push_lock, self.cond:
+            self.epoch = f"ep{int(self.epoch[2:]) + 1}"
+            self.mailbox.clear()
+            self.delivered.clear()
+
+    def _start_seq(self, uid: str, reported: str | None) -> int:
+        """Where a connection starts in ``uid``'s mailbox (caller holds ``cond``).
+
+        After the reported number when it is of this epoch; at the start of the mailbox
+        when the client reports ``-`` or another epoch (it has received none of it); after
+        what earlier connections were given when it reports nothing (a Sente client).
+        """
+        if reported is None:
+            return self.delivered.get(uid, 0)
+        epoch, _, n = reported.rpartition(":")
+        if epoch == self.epoch and n.isdigit() and int(n) <= len(self.mailbox.get(uid, [])):
+            return int(n)
+        return 0
+
+    def send_raw(self, uid: str, text: str) -> None:
+        """Write ``text`` as one frame to every WebSocket of ``uid``."""
         with self.cond:
             peers = [p for p in self.ws_peers if p.uid == uid]
-            self.ajax_pending.setdefault(uid, []).extend(events)
-            self.cond.notify_all()
         for peer in peers:
-            peer.send_text(batch)
-            self.record_sent(batch)
+            peer.send_text(text)
+            self.record_sent(text)
+
+    def answer_raw(self, uid: str, text: str) -> None:
+        """Answer ``uid``'s next long-poll with ``text``."""
+        with self.cond:
+            self.raw_answers.setdefault(uid, []).append(text)
+            self.cond.notify_all()
 
     def close_uid(self, uid: str) -> None:
         with self.cond:
@@ -327,7 +402,10 @@ class _Handler(BaseHTTPRequestHandler):
         if "handshake?" in params or not known:
             self._edn(wire(handshake_event(uid, HANDSHAKE_DATA)))
             return
-        body = self._long_poll(uid)
+        if sente.recovery and "fs-last-seq" in params:
+            body = self._numbered_poll(uid, params["fs-last-seq"])
+        else:
+            body = self._long_poll(uid)
         if body is None:  # the server is stopping: drop the connection, as a crash would
             self.close_connection = True
             return
@@ -337,17 +415,46 @@ class _Handler(BaseHTTPRequestHandler):
         sente = self.sente
         deadline = time.monotonic() + sente.lp_timeout
         with sente.cond:
-            while not sente.ajax_pending.get(uid) and not sente.stopping:
+            while not (sente.ajax_pending.get(uid) or sente.raw_answers.get(uid)):
                 left = deadline - time.monotonic()
+                if sente.stopping:
+                    break
                 if left <= 0:
                     return wire(TIMEOUT)
                 sente.cond.wait(left)
             if sente.stopping:
                 return None
+            if sente.raw_answers.get(uid):
+                return sente.raw_answers[uid].pop(0)
         time.sleep(0.1)  # send-buf-ms-ajax
         with sente.cond:
             events = sente.ajax_pending.pop(uid, [])
-        return wire([[Keyword(e[0]), *e[1:]] for e in events])
+        return wire(_keywordize(events))
+
+    def _numbered_poll(self, uid: str, reported: str) -> str | None:
+        """A reporting long-poll: what the mailbox holds after the report, at once or when
+        it comes; None when the server stops or the answer is to be lost in transit."""
+        sente = self.sente
+        deadline = time.monotonic() + sente.lp_timeout
+        with sente.cond:
+            start = sente._start_seq(uid, reported)
+            while len(sente.mailbox.get(uid, [])) <= start and not sente.raw_answers.get(uid):
+                left = deadline - time.monotonic()
+                if sente.stopping:
+                    break
+                if left <= 0:
+                    return wire(TIMEOUT)
+                sente.cond.wait(left)
+            if sente.stopping:
+                return None
+            if sente.raw_answers.get(uid):
+                return sente.raw_answers[uid].pop(0)
+            box = sente.mailbox[uid]
+            sente.delivered[uid] = max(sente.delivered.get(uid, 0), len(box))
+            if sente.drop_answers > 0:
+                sente.drop_answers -= 1
+                return None
+            return sente.numbered(box[start:], len(box))
 
     def do_POST(self) -> None:
         sente = self.sente
@@ -383,6 +490,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _websocket(self, client_id: str, uid: str) -> None:
         sente = self.sente
+        reported = self._params().get("fs-last-seq")
         key = self.headers["Sec-WebSocket-Key"].encode()
         self.wfile.write(
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -391,12 +499,23 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
         self.close_connection = True
         peer = WsPeer(self.connection, client_id, uid)
-        with sente.cond:
-            sente.ws_peers.append(peer)
-            sente.ws_upgrades += 1
+        peer.reporting = sente.recovery and reported is not None
         hs = wire(handshake_event(uid, HANDSHAKE_DATA))
-        peer.send_text(hs)
-        sente.record_sent(hs)
+        with sente.push_lock:
+            with sente.cond:
+                sente.ws_peers.append(peer)
+                sente.ws_upgrades += 1
+                backlog, n = [], 0
+                if peer.reporting:
+                    box = sente.mailbox.get(uid, [])
+                    backlog, n = box[sente._start_seq(uid, reported) :], len(box)
+                    sente.delivered[uid] = n
+            peer.send_text(hs)
+            sente.record_sent(hs)
+            if backlog:
+                text = sente.numbered(backlog, n)
+                peer.send_text(text)
+                sente.record_sent(text)
         if sente.ws_kalive_ms:
             threading.Thread(
                 target=self._kalive, args=(peer,), name="scripted-sente-kalive", daemon=True
@@ -484,3 +603,7 @@ class _Handler(BaseHTTPRequestHandler):
             peer.send_text(ping)
             sente.record_sent(ping)
             pinged = True
+
+
+def _keywordize(events: list[Any]) -> list[Any]:
+    return [[Keyword(e[0]), *e[1:]] for e in events]

@@ -132,7 +132,7 @@ def test_make_channel_socket_client_returns_sentes_handles() -> None:
         assert chsk.state is chsk.chsk.state and chsk.ch_recv is chsk.chsk.ch_recv
         assert chsk.state.wait_for(lambda s: "udt-next-reconnect" in s, 5)
         assert attempts[0].startswith("ws://127.0.0.1:9/chsk?client-id=")
-        assert attempts[0].endswith("&csrf-token=tok") and len(attempts) == 2
+        assert attempts[0].endswith("&csrf-token=tok&fs-last-seq=-") and len(attempts) == 2
     finally:
         chsk.chsk.disconnect()
 
