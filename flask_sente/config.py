@@ -22,6 +22,11 @@ write_legacy_pack_format                    False                   write Sente'
 simulated_bad_conn_rate                     0.0                     share of sabotaged activities
 connection_mode                             ``"auto"``              see below
 max_held_requests                           None                    see below
+recovery_window_ms                          30000                   mailboxes outlive connections
+recovery_backlog                            1000                    events kept per client
+max_queued_messages / max_queued_bytes      1000 / 8388608          per-connection send queue
+slow_consumer                               ``"disconnect"``        or ``"drop_oldest"``
+max_connections_per_uid                     None                    more get a 429
 ==========================================  ======================  =========================
 
 ``connection_mode``: ``"loop"`` hands each WebSocket and waiting long-poll to one event-loop
@@ -133,6 +138,12 @@ class Options:
     simulated_bad_conn_rate: float = 0.0
     connection_mode: str = "auto"
     max_held_requests: int | None = None
+    recovery_window_ms: int = 30000
+    recovery_backlog: int = 1000
+    max_queued_messages: int = 1000
+    max_queued_bytes: int = 8 * 1024 * 1024
+    slow_consumer: str = "disconnect"
+    max_connections_per_uid: int | None = None
 
     @classmethod
     def resolve(cls, explicit: Mapping[str, Any], config: Mapping[str, Any]) -> Options:
@@ -178,17 +189,30 @@ class Options:
             "recv_buf_or_n",
             "max_message_size",
             "handler_workers",
+            "recovery_window_ms",
+            "recovery_backlog",
+            "max_queued_messages",
+            "max_queued_bytes",
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(f"{name} must be a positive integer: got {value!r}")
-        for name in ("ws_kalive_ms", "ws_ping_timeout_ms", "max_held_requests"):
+        for name in (
+            "ws_kalive_ms",
+            "ws_ping_timeout_ms",
+            "max_held_requests",
+            "max_connections_per_uid",
+        ):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value <= 0):
                 raise ConfigError(f"{name} must be a positive integer or None: got {value!r}")
         if not 0.0 <= float(self.simulated_bad_conn_rate) <= 1.0:
             raise ConfigError(
                 f"simulated_bad_conn_rate must be within [0, 1]: got {self.simulated_bad_conn_rate}"
+            )
+        if self.slow_consumer not in ("disconnect", "drop_oldest"):
+            raise ConfigError(
+                f'slow_consumer must be "disconnect" or "drop_oldest": got {self.slow_consumer!r}'
             )
         if self.connection_mode not in ("auto", "loop", "thread"):
             raise ConfigError(

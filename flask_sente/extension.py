@@ -24,14 +24,15 @@ from flask import (
     url_for,
 )
 
-from . import __version__
+from . import __version__, serving
 from .config import Options
 from .errors import ConfigError
 from .events import EventMsg, RequestSnapshot
 from .protocol import NIL_UID
 from .router import Handlers, RecvQueue
 from .security import check_request
-from .server import ChannelServer, Handover
+from .server import ChannelServer
+from .serving import Handover
 from .transports.websocket import is_websocket_request
 
 if TYPE_CHECKING:
@@ -111,6 +112,7 @@ class Sente:
         Options.resolve(options, {})  # fail on unknown names or bad values at once
         self._options = options
         self.handlers: Handlers[EventMsg] = Handlers()
+        self._undelivered_hooks: list[Callable[[Any, list[Any], str], Any]] = []
         self._apps: weakref.WeakSet[Flask] = weakref.WeakSet()
         if app is not None:
             self.init_app(app)
@@ -124,7 +126,12 @@ class Sente:
             with app.app_context():
                 return call()
 
-        server = ChannelServer(options, self.handlers, run_in_app_context=run_in_app_context)
+        server = ChannelServer(
+            options,
+            self.handlers,
+            run_in_app_context=run_in_app_context,
+            on_undelivered=self._report_undelivered,
+        )
         app.extensions[EXTENSION_KEY] = server
         self._apps.add(app)
 
@@ -166,6 +173,21 @@ class Sente:
     ) -> Callable[[EventMsg, BaseException], Any]:
         """Decorator: called as ``fn(msg, exc)`` when a handler raises."""
         return self.handlers.on_error(fn)
+
+    def on_undelivered(
+        self, fn: Callable[[Any, list[Any], str], Any]
+    ) -> Callable[[Any, list[Any], str], Any]:
+        """Decorator: ``fn(uid, events, reason)`` for every push that cannot be delivered.
+
+        Runs on the thread that found out (a pushing thread or a timer): keep it short.
+        ``events`` is empty when only a count is known (a slow consumer's dropped messages).
+        """
+        self._undelivered_hooks.append(fn)
+        return fn
+
+    def _report_undelivered(self, uid: Any, events: list[Any], reason: str) -> None:
+        for hook in self._undelivered_hooks:
+            hook(uid, events, reason)
 
     def start_router(
         self,
@@ -297,14 +319,14 @@ class Sente:
             uid = NIL_UID
         if request.method == "POST":
             body = request.get_data() if request.mimetype == "application/octet-stream" else b""
-            return _answer(server.ajax_post(req, uid, body), server)
+            return _answer(serving.ajax_post(server, req, uid, body), server)
         if is_websocket_request(request.environ):
-            outcome = server.serve_websocket(
-                req, request.environ, uid, options.handshake_data_fn(req)
+            outcome = serving.serve_websocket(
+                server, req, request.environ, uid, options.handshake_data_fn(req)
             )
         else:
-            outcome = server.ajax_get(
-                req, uid, lambda: options.handshake_data_fn(req), request.environ
+            outcome = serving.ajax_get(
+                server, req, uid, lambda: options.handshake_data_fn(req), request.environ
             )
         if isinstance(outcome, Handover):
             return _TakenOverResponse(outcome.mode, outcome)

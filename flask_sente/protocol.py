@@ -207,6 +207,7 @@ def pack(
     *,
     wrap: bool | None = None,
     legacy: bool | None = None,
+    tag: str | None = None,
 ) -> str | bytes:
     """Pack ``value`` with its callback slot into one wire message.
 
@@ -214,11 +215,15 @@ def pack(
     With ``legacy`` (default :data:`WRITE_LEGACY_PACK_FORMAT`) the v1 format is written:
     ``"+" + pack([value cb])`` when ``wrap`` (default: a callback is present; clients
     always wrap their sends), else ``"-" + pack(value)``.
+
+    ``tag`` adds a third element, ``[value cb tag]``: the mailbox position of a push batch,
+    sent only to flask_sente clients that asked for it (docs/reliability.md). Sente peers
+    read the first two elements. The legacy format has no room for it and drops it.
     """
     if legacy is None:
         legacy = WRITE_LEGACY_PACK_FORMAT
     if not legacy:
-        return packer.pack([value, cb])
+        return packer.pack([value, cb] if tag is None else [value, cb, tag])
     if packer.binary:
         raise PackError(
             "the legacy v1 format is text only; it cannot be written with a binary packer"

@@ -2,9 +2,9 @@
 
 Each (uid, client-id) pair has one slot per transport, as in Sente (spec 4.2). A slot
 outlives its connection for the close grace period, so a page reload or the gap between two
-long-polls neither drops the uid nor loses pushes: pushes made meanwhile wait in the slot's
-outbox and go out when the same client comes back. When the grace runs out, the slot goes,
-and the uid leaves ``connected_uids`` once it has no slot left of any kind.
+long-polls does not drop the uid. When the grace runs out, the slot goes, and the uid leaves
+``connected_uids`` once it has no slot left of any kind. (Pushes wait in mailboxes, see
+:mod:`flask_sente.mailbox`; this module only says who is connected.)
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ ConnectedUids = dict[str, frozenset[Any]]
 class Slot:
     """One client-id of one uid on one transport."""
 
-    __slots__ = ("client_id", "conn", "conn_id", "kind", "opened", "outbox", "udt", "uid")
+    __slots__ = ("client_id", "conn", "conn_id", "kind", "opened", "udt", "uid")
 
     def __init__(self, kind: str, uid: Any, client_id: str) -> None:
         self.kind = kind
@@ -37,7 +37,6 @@ class Slot:
         self.conn: Any = None
         self.conn_id = 0
         self.opened = False
-        self.outbox: list[Any] = []
         self.udt = time.monotonic()
 
 
@@ -51,14 +50,12 @@ class Registry:
         grace_s: dict[str, float],
         on_uid_open: Callable[[Any, Slot], None],
         on_uid_close: Callable[[Any, Slot], None],
-        on_dropped: Callable[[Slot, int], None],
     ) -> None:
         self.lock = threading.RLock()
         self._scheduler = scheduler
         self._grace_s = grace_s
         self._on_uid_open = on_uid_open
         self._on_uid_close = on_uid_close
-        self._on_dropped = on_dropped
         self._slots: dict[str, dict[Any, dict[str, Slot]]] = {k: {} for k in KINDS}
         self._open_count: dict[str, dict[Any, int]] = {k: {} for k in KINDS}
         self._conn_ids = itertools.count(1)
@@ -79,10 +76,15 @@ class Registry:
         with self.lock:
             return [s for by_client in self._slots[kind].values() for s in by_client.values()]
 
-    def has_uid(self, uid: Any) -> bool:
-        """Whether ``uid`` has a slot of any kind, live or within its grace period."""
+    def live_connections(self, uid: Any, *, other_than: str | None = None) -> int:
+        """How many live connections ``uid`` has (not counting client ``other_than``)."""
         with self.lock:
-            return any(uid in self._slots[kind] for kind in KINDS)
+            return sum(
+                1
+                for kind in KINDS
+                for client_id, slot in self._slots[kind].get(uid, {}).items()
+                if slot.conn is not None and client_id != other_than
+            )
 
     def handshake(self, kind: str, uid: Any, client_id: str) -> Slot:
         """Record a client that handshook without a live connection (an Ajax handshake GET)."""
@@ -95,28 +97,13 @@ class Registry:
         self._expire_later(slot, conn_id)
         return slot
 
-    def connect(
-        self,
-        kind: str,
-        uid: Any,
-        client_id: str,
-        conn: Any,
-        *,
-        on_installed: Callable[[Slot, Any], None] | None = None,
-    ) -> tuple[Slot, int]:
-        """Install a live connection in its slot; fires uidport-open for a new uid.
-
-        ``on_installed(slot, previous_conn)`` runs under the lock, so what it hands the new
-        connection (the outbox kept during the grace period) goes out before any later push.
-        """
+    def connect(self, kind: str, uid: Any, client_id: str, conn: Any) -> tuple[Slot, int]:
+        """Install a live connection in its slot; fires uidport-open for a new uid."""
         with self.lock:
             slot = self._get_or_create(kind, uid, client_id)
-            previous = slot.conn
             slot.conn = conn
             slot.conn_id = next(self._conn_ids)
             slot.udt = time.monotonic()
-            if on_installed is not None:
-                on_installed(slot, previous)
             opened_uid = False
             if not slot.opened:
                 slot.opened = True
@@ -164,10 +151,6 @@ class Registry:
                     del counts[slot.uid]
                 closed_uid = not self._is_connected(slot.uid)
                 self._changed()
-            dropped = len(slot.outbox)
-            slot.outbox = []
-        if dropped:
-            self._on_dropped(slot, dropped)
         self._notify()
         if closed_uid:
             self._on_uid_close(slot.uid, slot)

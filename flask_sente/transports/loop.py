@@ -27,6 +27,7 @@ from .websocket import GOING_AWAY, CloseInfo, WsSession
 logger = logging.getLogger("flask_sente.transports.loop")
 
 _RECV_BYTES = 65536
+_PULL_BELOW = 256 * 1024
 #: A client that lets this much unsent data pile up is dropped as a slow consumer.
 MAX_WRITE_BUFFER = 8 * 1024 * 1024
 
@@ -249,7 +250,8 @@ class EventLoop:
         if isinstance(entry, _WsEntry):
             session = entry.session
             session.tick(now)
-            entry.out += session.output(now)
+            if len(entry.out) < _PULL_BELOW:  # else let the session's bounded queue fill
+                entry.out += session.output(now)
             finished = session.close_info is not None
             deadline = session.deadline()
         else:

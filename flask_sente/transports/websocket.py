@@ -34,6 +34,7 @@ logger = logging.getLogger("flask_sente.transports.websocket")
 NORMAL_CLOSURE = 1000
 GOING_AWAY = 1001
 PROTOCOL_ERROR = 1002
+POLICY_VIOLATION = 1008
 MESSAGE_TOO_BIG = 1009
 TRY_AGAIN_LATER = 1013
 
@@ -77,6 +78,10 @@ class WsSession:
         ping_timeout_s: float | None,
         ping_message: str | bytes,
         on_message: Callable[[str | bytes], None] = lambda message: None,
+        max_queued_messages: int = 1000,
+        max_queued_bytes: int = 8 * 1024 * 1024,
+        drop_oldest: bool = False,
+        on_dropped: Callable[[int], None] = lambda count: None,
     ) -> None:
         self._ws = WSConnection(ConnectionType.SERVER)
         self._max_message_size = max_message_size
@@ -84,6 +89,11 @@ class WsSession:
         self._ping_timeout_s = ping_timeout_s
         self._ping_message = ping_message
         self.on_message = on_message
+        self._max_queued = max_queued_messages
+        self._max_queued_bytes = max_queued_bytes
+        self._drop_oldest = drop_oldest
+        self._on_dropped = on_dropped
+        self._queued_bytes = 0
         self.wake: Callable[[], None] = lambda: None
         self._lock = threading.Lock()
         self._out: deque[str | bytes] = deque()
@@ -98,13 +108,33 @@ class WsSession:
     # ------------------------------------------------------------------ any thread
 
     def deliver(self, data: str | bytes) -> bool:
-        """Queue one packed message; False when the connection is closing or closed."""
+        """Queue one packed message; False when the connection is closing or closed.
+
+        Over ``max_queued_messages`` / ``max_queued_bytes`` the client is too slow: it is
+        closed (1008, ``slow consumer``), or with ``drop_oldest`` it loses its oldest
+        queued messages, each counted through ``on_dropped``."""
+        dropped = 0
         with self._lock:
             if self.close_info is not None or self._close_request is not None:
                 return False
             self._out.append(data)
+            self._queued_bytes += len(data)
+            while self._out and (
+                len(self._out) > self._max_queued or self._queued_bytes > self._max_queued_bytes
+            ):
+                if not self._drop_oldest:
+                    self._close_request = (POLICY_VIOLATION, "slow consumer")
+                    logger.warning(
+                        "closing a WebSocket whose client does not keep up (slow consumer)"
+                    )
+                    break
+                self._queued_bytes -= len(self._out.popleft())
+                dropped += 1
+            accepted = self._close_request is None
+        if dropped:
+            self._on_dropped(dropped)
         self.wake()
-        return True
+        return accepted
 
     def close(self, code: int = NORMAL_CLOSURE, reason: str = "") -> None:
         """Start the close handshake with ``code``; returns at once."""
@@ -190,6 +220,7 @@ class WsSession:
         with self._lock:
             batch = list(self._out)
             self._out.clear()
+            self._queued_bytes = 0
             close_request = self._close_request
         out = b""
         if batch and self._ws.state is ConnectionState.OPEN:

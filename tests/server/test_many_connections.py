@@ -123,7 +123,7 @@ def test_held_requests_beyond_the_limit_get_503(kind):
             response = requests.get(server.chsk, params=params, timeout=5)
             assert response.status_code == 503 and "busy" in response.text
         held[0].close()
-        wait_until(lambda: server.app.extensions["sente"]._held < 2, 5)
+        wait_until(lambda: server.app.extensions["sente"].held < 2, 5)
         third = WsPeer(server, uid="third")
         assert third.recv()[0][0] == "chsk/handshake"
         for peer in [*held, third]:
