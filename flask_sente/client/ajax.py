@@ -228,7 +228,10 @@ class AjaxChannel:
             timeout=(min(CONNECT_TIMEOUT, timeout), timeout),
             **self._opts,
         )
-        return self._body(response)
+        body = self._body(response)
+        if self._sabotage():
+            raise requests.ConnectionError("simulated bad connection: the reply was lost")
+        return body
 
     def _check_broken(self) -> None:
         if self._broken.is_set():
@@ -244,6 +247,8 @@ class AjaxChannel:
                     raise requests.ConnectionError("simulated bad connection")
                 body = self.get(handshake=self._listener.ajax_handshake_wanted())
                 self._check_broken()
+                if self._sabotage():
+                    raise requests.ConnectionError("simulated bad connection: the answer was lost")
             except requests.ReadTimeout:
                 attempt = 0
                 continue

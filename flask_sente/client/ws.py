@@ -108,6 +108,7 @@ class WsConnection:
         self._ws: Any = None
         self._closing = False
         self._detached = False
+        self._dropped = False
         self._finished = threading.Event()
         self.last_comms = time.monotonic()
 
@@ -163,6 +164,12 @@ class WsConnection:
         self._detached = True
         self.abort()
 
+    def drop(self) -> None:
+        """Cut the socket as a failing network would: no close frame, nothing more read
+        from it; the listener hears the close (``simulated_bad_conn_rate``)."""
+        self._dropped = True
+        self.abort()
+
     def _run(self) -> None:
         try:
             self._connect_and_read()
@@ -209,7 +216,7 @@ class WsConnection:
                 return _parse_close(data), None
             if opcode not in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
                 continue
-            if self._detached:
+            if self._detached or self._dropped:
                 continue
             if opcode == websocket.ABNF.OPCODE_TEXT and isinstance(data, bytes | bytearray):
                 data = bytes(data).decode("utf-8")

@@ -215,6 +215,10 @@ class WsChsk:
         with core.lock:
             if conn is not self._conn:
                 return
+        if core.bad_conn():
+            log.debug("simulated bad connection: dropping the WebSocket on a receive")
+            conn.drop()
+            return
         read = core.read(data)
         if read is None:
             return

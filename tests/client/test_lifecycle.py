@@ -238,13 +238,33 @@ def test_context_manager_opens_and_disconnects(sente: ScriptedSente) -> None:
     assert_no_client_threads()
 
 
-def test_simulated_bad_connection_breaks_sends(
-    sente: ScriptedSente, make_client: Callable[..., Client]
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_simulated_bad_connection_sabotages_every_activity(
+    sente: ScriptedSente, make_client: Callable[..., Client], transport: str
 ) -> None:
-    client = make_client(sente.url, type="ws", simulated_bad_conn_rate=1.0).connect()
-    assert client.wait_open(5)
+    client = make_client(
+        sente.url, type=transport, simulated_bad_conn_rate=1.0, backoff_ms_fn=lambda n: 20
+    ).connect()
+    if transport == "ws":  # each handshake is dropped as it arrives; the client retries
+        wait_until(lambda: sente.ws_upgrades >= 3)
+    else:  # each poll fails before it is sent
+        assert client.state.wait_for(lambda s: "udt-next-reconnect" in s, 5)
+        assert not [e for e in sente.http_log if e[0] == "GET"]
+    assert not client.state["open?"]
     assert client.send(["test/echo", 1]) is False
-    wait_until(lambda: sente.ws_upgrades >= 2)
+
+
+def test_simulated_bad_connection_drops_the_websocket_on_a_send(
+    sente: ScriptedSente, make_client: Callable[..., Client], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = make_client(sente.url, type="ws").connect()
+    assert client.wait_open(5)
+    monkeypatch.setattr(client._core, "bad_conn", lambda: True)  # from now on, always
+    assert client.send(["test/echo", 1]) is False
+    assert sente.wait_for(lambda: [r for r in sente.received if r.transport == "ws-close"])
+    close = next(r for r in sente.received if r.transport == "ws-close")
+    assert (close.event, close.cb) == (3000, "SIMULATED_BAD_CONN")
+    assert not [r for r in sente.received if "test/echo" in r.wire]
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

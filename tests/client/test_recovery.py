@@ -316,3 +316,19 @@ def test_the_report_survives_disconnect_and_connect(
     server.push("c1", [["test/end"]], flush=True)
     assert _received(client, 1) == [1]
     assert server.last_seqs()[-1] == "ep1:1"
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_simulated_bad_connections_sabotage_receives_and_recovery_repairs_them(
+    server: ScriptedSente,
+    opened: Callable[..., Client],
+    transport: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, "flask_sente.client")
+    client = opened(transport, simulated_bad_conn_rate=0.2, ws_kalive_ms=None)
+    one_at_a_time = dict.fromkeys(range(60), lambda: None)
+    with Pusher(server, client, 60, one_at_a_time):
+        assert _received(client, 60, timeout=30) == list(range(60))
+    lost = "dropping the WebSocket on a receive" if transport == "ws" else "the answer was lost"
+    assert lost in caplog.text
