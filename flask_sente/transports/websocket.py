@@ -176,9 +176,14 @@ class WsSession:
                 elif isinstance(event, Ping):
                     out += self._ws.send(event.response())
                 elif isinstance(event, CloseConnection):
-                    initiated = self._ws.state is ConnectionState.CLOSED
-                    if self._ws.state is ConnectionState.REMOTE_CLOSING:
+                    state = self._ws.state
+                    if state is ConnectionState.REMOTE_CLOSING:
                         out += self._ws.send(event.response())
+                    elif state is ConnectionState.OPEN:
+                        # wsproto reports a malformed frame as a close it wants us to send
+                        logger.info("closing a WebSocket on a protocol error: %s", event.reason)
+                        out += self._ws.send(CloseConnection(event.code, event.reason))
+                    initiated = state is not ConnectionState.REMOTE_CLOSING
                     self._finish(CloseInfo(event.code, event.reason or "", initiated))
                     break
         except (RemoteProtocolError, LocalProtocolError) as exc:
