@@ -521,11 +521,6 @@ def test_ws_malformed_frames_close_the_connection_with_a_documented_code(server,
         "close-999",
     ],
 )
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: on a protocol error WsSession.receive drops the close frame wsproto "
-    "asks for and the socket is shut without one (RFC 6455 7.1.7: SHOULD send 1002/1007)",
-)
 def test_ws_protocol_errors_are_answered_with_a_close_frame(server, data, code):
     ws = RawWs(server)
     try:
