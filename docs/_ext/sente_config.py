@@ -61,6 +61,17 @@ MEANINGS = {
     "connection_mode": '``"loop"``: WebSockets and waiting long-polls leave their request '
     'thread for one event-loop thread; ``"thread"``: each keeps its request thread (or '
     'greenlet); ``"auto"``: ``"thread"`` under gevent, else ``"loop"``',
+    "recovery_window_ms": "how long a client's mailbox outlives its connections: a "
+    "flask_sente client back within it gets every push it missed, in order "
+    "(:doc:`/reliability`)",
+    "recovery_backlog": "events a mailbox keeps for an absent client; older ones are "
+    "dropped and reported to ``on_undelivered``",
+    "max_queued_messages": "a connection's send queue, in messages; past it, "
+    "``slow_consumer`` decides",
+    "max_queued_bytes": "a connection's send queue, in bytes; past it, ``slow_consumer`` decides",
+    "slow_consumer": '``"disconnect"``: close a client that does not read fast enough (1008 '
+    '``slow consumer``); ``"drop_oldest"``: drop its oldest queued messages and report them',
+    "max_connections_per_uid": "at most this many connections per uid; more get a 429",
     "max_held_requests": "where connections do hold a request thread, at most this many at "
     "once; the next gets a 503. Set it a little below ``gunicorn --threads``",
 }
