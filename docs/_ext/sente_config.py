@@ -97,9 +97,9 @@ def docstring_meanings(doc: str) -> dict[str, str]:
     return meanings
 
 
-def _default(field: dataclasses.Field[Any], defaults: Options) -> str:
-    value = getattr(defaults, field.name)
-    if field.name == "packer":
+def _default(name: str, defaults: Options) -> str:
+    value = getattr(defaults, name)
+    if name == "packer":
         return f'``"{value.name}"``'
     if callable(value):
         return f":func:`~{value.__module__}.{value.__name__}`"
@@ -138,7 +138,7 @@ class SenteConfigDirective(SphinxDirective):
                 "",
                 f"       ``SENTE_{field.name.upper()}``",
                 "",
-                f"       default: {_default(field, defaults)}",
+                f"       default: {_default(field.name, defaults)}",
                 f"     - {meanings.get(field.name, '')}",
             ]
         container = nodes.container()
