@@ -205,3 +205,46 @@ class AjaxPeer:
 def jsonish(x: Any) -> Any:
     """``x`` with Keywords and tuples turned into plain JSON values, for comparisons."""
     return json.loads(json.dumps(x))
+
+
+class BinaryWsPeer(WsPeer):
+    """A WsPeer for binary packers: sends binary frames and insists on binary frames back."""
+
+    def send(self, value: Any, cb: Any = None) -> None:
+        self.ws.send_binary(pack(self.packer, value, cb))
+
+    def recv(self, timeout: float = 5.0) -> tuple[Any, Any]:
+        return unpack(self.packer, self.recv_binary(timeout))
+
+    def recv_binary(self, timeout: float = 5.0) -> bytes:
+        self.ws.settimeout(timeout)
+        opcode, data = self.ws.recv_data()
+        assert opcode == websocket.ABNF.OPCODE_BINARY, f"a frame of opcode {opcode}: {data!r}"
+        return bytes(data)
+
+
+class BinaryAjaxPeer(AjaxPeer):
+    """An AjaxPeer for binary packers, as Sente's client does it: the packed bytes are the
+    POST body, with ``binary?=true`` in the query; answers are application/octet-stream."""
+
+    def poll(self, timeout: float = 10.0) -> tuple[Any, Any]:
+        return unpack(self.packer, binary_body(self.get(timeout=timeout)))
+
+    def post(self, event: Any, cb: Any = None, timeout: float = 10.0) -> requests.Response:
+        return self.http.post(
+            self.server.chsk,
+            params=self._params(**{"binary?": "true"}),
+            data=pack(self.packer, event, cb),
+            headers={"Content-Type": "application/octet-stream"},
+            timeout=timeout,
+        )
+
+    def request(self, event: Any, timeout: float = 10.0) -> Any:
+        return unpack(self.packer, binary_body(self.post(event, "ajax", timeout=timeout)))
+
+
+def binary_body(response: requests.Response) -> bytes:
+    """The body of a 200 answer that must be application/octet-stream."""
+    assert response.status_code == 200, response.text
+    assert response.headers["Content-Type"] == "application/octet-stream", response.headers
+    return response.content
