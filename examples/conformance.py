@@ -2,7 +2,7 @@
 
 Used by this project's protocol tests and by any outside conformance client::
 
-    python examples/conformance.py --port 8090 [--packer json|edn] [--csrf-token T]
+    python examples/conformance.py --port 8090 [--packer json|edn|msgpack|gzip+...] [--csrf-token T]
         [--allowed-origin O ...] [--lp-timeout-ms N] [--ws-kalive-ms N]
 
 or under gunicorn, with the same options from the environment (SENTE_PACKER,
@@ -133,7 +133,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8090)
-    parser.add_argument("--packer", choices=["json", "edn"], default="json")
+    parser.add_argument(
+        "--packer",
+        choices=["json", "edn", "msgpack", "gzip+json", "gzip+edn", "gzip+msgpack"],
+        default="json",
+    )
     parser.add_argument("--csrf-token")
     parser.add_argument("--allowed-origin", action="append", dest="allowed_origins")
     parser.add_argument("--lp-timeout-ms", type=int)
