@@ -27,6 +27,8 @@ recovery_backlog                            1000                    events kept 
 max_queued_messages / max_queued_bytes      1000 / 8388608          per-connection send queue
 slow_consumer                               ``"disconnect"``        or ``"drop_oldest"``
 max_connections_per_uid                     None                    more get a 429
+message_queue                               None                    ``"redis://..."``: many workers
+channel                                     ``"flask_sente"``       Redis key prefix; one per app
 ==========================================  ======================  =========================
 
 ``connection_mode``: ``"loop"`` hands each WebSocket and waiting long-poll to one event-loop
@@ -144,6 +146,8 @@ class Options:
     max_queued_bytes: int = 8 * 1024 * 1024
     slow_consumer: str = "disconnect"
     max_connections_per_uid: int | None = None
+    message_queue: str | None = None
+    channel: str = "flask_sente"
 
     @classmethod
     def resolve(cls, explicit: Mapping[str, Any], config: Mapping[str, Any]) -> Options:

@@ -12,6 +12,7 @@ import logging
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
 from flask import (
     Blueprint,
@@ -23,6 +24,7 @@ from flask import (
     session,
     url_for,
 )
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from . import __version__, serving
 from .config import Options
@@ -81,12 +83,20 @@ class _TakenOverResponse(Response):
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + data
 
 
-def _snapshot_request() -> RequestSnapshot:
-    form = (
-        request.form.to_dict()
-        if request.method == "POST" and request.mimetype != "application/octet-stream"
-        else {}
-    )
+def _read_body(limit: int) -> bytes:
+    """A POST's body, de-chunked by the WSGI server; over ``limit`` bytes is a 413."""
+    if (request.content_length or 0) > limit:
+        raise RequestEntityTooLarge()
+    body = request.stream.read(limit + 1)
+    if len(body) > limit:
+        raise RequestEntityTooLarge()
+    return body
+
+
+def _snapshot_request(body: bytes) -> RequestSnapshot:
+    form: dict[str, str] = {}
+    if body and request.mimetype != "application/octet-stream":
+        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
     return RequestSnapshot(
         method=request.method,
         path=request.path,
@@ -288,18 +298,23 @@ class Sente:
     # ------------------------------------------------------------------ the route
 
     def _handle(self, server: ChannelServer, options: Options) -> Any:
-        req = _snapshot_request()
+        try:
+            return self._handle_checked(server, options)
+        except RequestEntityTooLarge:
+            return Response(
+                f"message too large: over max_message_size ({options.max_message_size} bytes)",
+                413,
+                mimetype="text/plain",
+            )
+
+    def _handle_checked(self, server: ChannelServer, options: Options) -> Any:
+        body = _read_body(options.max_message_size) if request.method == "POST" else b""
+        req = _snapshot_request(body)
         if request.method == "GET" and not req.client_id:
             return Response(
                 "missing client-id: a channel-socket GET needs a client-id query parameter "
                 "(Sente clients send one; is the client pointed at the right path?)",
                 400,
-                mimetype="text/plain",
-            )
-        if request.method == "POST" and (request.content_length or 0) > options.max_message_size:
-            return Response(
-                f"message too large: over max_message_size ({options.max_message_size} bytes)",
-                413,
                 mimetype="text/plain",
             )
         rejection = check_request(
@@ -318,7 +333,6 @@ class Sente:
         if uid is None:
             uid = NIL_UID
         if request.method == "POST":
-            body = request.get_data() if request.mimetype == "application/octet-stream" else b""
             return _answer(serving.ajax_post(server, req, uid, body), server)
         if is_websocket_request(request.environ):
             outcome = serving.serve_websocket(

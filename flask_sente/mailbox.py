@@ -8,7 +8,8 @@ missed after a reconnect, and a Sente client gets what was pushed while it was b
 long-polls or reconnecting. The backlog is bounded by count and age; events that leave it
 without having been sent are reported as undelivered.
 
-Pure bookkeeping: the caller holds the lock and passes the clock in.
+Pure bookkeeping: the caller holds the lock and passes the clock in. The local bus keeps
+these in memory; the Redis bus keeps the same structure in Redis.
 """
 
 from __future__ import annotations
@@ -33,19 +34,6 @@ def parse_last_seq(text: str | None) -> tuple[str, int] | None:
 
 
 @dataclass(eq=False)
-class Outlet:
-    """One live connection taking events from a mailbox."""
-
-    kind: str
-    conn: Any
-    sent_seq: int
-    reporting: bool
-    flush_pending: bool = False
-    #: The connection refused a batch (closing, or too slow): nothing more goes to it.
-    refused: bool = False
-
-
-@dataclass(eq=False)
 class Mailbox:
     uid: Any
     client_id: str
@@ -53,7 +41,8 @@ class Mailbox:
     seq: int = 0
     delivered: int = 0
     backlog: deque[tuple[int, float, Any]] = field(default_factory=deque)
-    outlet: Outlet | None = None
+    #: How many live connections use the mailbox (on this process).
+    attached: int = 0
     idle_since: float | None = None
 
     def append(
@@ -135,7 +124,7 @@ class MailRoom:
     def expire_if_idle(self, box: Mailbox, now: float) -> bool:
         """Drop ``box`` when it has been without a connection for the whole window."""
         if (
-            box.outlet is None
+            box.attached == 0
             and box.idle_since is not None
             and now - box.idle_since >= self.window_s
         ):

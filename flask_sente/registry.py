@@ -16,13 +16,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .bus import Bus, ConnectedUids
 from .scheduler import Scheduler
 
 logger = logging.getLogger("flask_sente.registry")
 
 KINDS = ("ws", "ajax")
-
-ConnectedUids = dict[str, frozenset[Any]]
 
 
 class Slot:
@@ -46,6 +45,7 @@ class Registry:
     def __init__(
         self,
         scheduler: Scheduler,
+        bus: Bus,
         *,
         grace_s: dict[str, float],
         on_uid_open: Callable[[Any, Slot], None],
@@ -53,6 +53,7 @@ class Registry:
     ) -> None:
         self.lock = threading.RLock()
         self._scheduler = scheduler
+        self._bus = bus
         self._grace_s = grace_s
         self._on_uid_open = on_uid_open
         self._on_uid_close = on_uid_close
@@ -60,7 +61,7 @@ class Registry:
         self._open_count: dict[str, dict[Any, int]] = {k: {} for k in KINDS}
         self._conn_ids = itertools.count(1)
         self._watchers: list[Callable[[ConnectedUids, ConnectedUids], None]] = []
-        self._snapshot: ConnectedUids | None = None
+        self._last_notified: ConnectedUids | None = None
 
     # ------------------------------------------------------------------ slots
 
@@ -107,11 +108,10 @@ class Registry:
             opened_uid = False
             if not slot.opened:
                 slot.opened = True
-                was_connected = self._is_connected(uid)
                 counts = self._open_count[kind]
                 counts[uid] = counts.get(uid, 0) + 1
-                opened_uid = not was_connected
-                self._changed()
+                if counts[uid] == 1:
+                    opened_uid = self._bus.opened(uid, kind)
             conn_id = slot.conn_id
         self._notify()
         if opened_uid:
@@ -149,8 +149,7 @@ class Registry:
                 counts[slot.uid] -= 1
                 if counts[slot.uid] == 0:
                     del counts[slot.uid]
-                closed_uid = not self._is_connected(slot.uid)
-                self._changed()
+                    closed_uid = self._bus.closed(slot.uid, slot.kind)
         self._notify()
         if closed_uid:
             self._on_uid_close(slot.uid, slot)
@@ -162,19 +161,12 @@ class Registry:
             slot = by_client[client_id] = Slot(kind, uid, client_id)
         return slot
 
-    def _is_connected(self, uid: Any) -> bool:
-        return any(uid in self._open_count[k] for k in KINDS)
-
     # ------------------------------------------------------------------ connected_uids
 
     def connected_uids(self) -> ConnectedUids:
-        """A snapshot ``{"ws": ..., "ajax": ..., "any": ...}`` of frozensets."""
-        with self.lock:
-            if self._snapshot is None:
-                ws = frozenset(self._open_count["ws"])
-                ajax = frozenset(self._open_count["ajax"])
-                self._snapshot = {"ws": ws, "ajax": ajax, "any": ws | ajax}
-            return self._snapshot
+        """A snapshot ``{"ws": ..., "ajax": ..., "any": ...}`` of frozensets, cluster-wide
+        when the bus spans several processes."""
+        return self._bus.connected_uids()
 
     def watch(self, fn: Callable[[ConnectedUids, ConnectedUids], None]) -> Callable[[], None]:
         """Call ``fn(old, new)`` after every change; returns a function that stops watching."""
@@ -189,8 +181,9 @@ class Registry:
 
         return unwatch
 
-    def _changed(self) -> None:
-        self._snapshot = None
+    def notify_watchers(self) -> None:
+        """Tell the watchers, if ``connected_uids`` changed (here or on another process)."""
+        self._notify()
 
     def _notify(self) -> None:
         with self.lock:
@@ -198,7 +191,7 @@ class Registry:
                 return
             old = self._last_notified
             new = self.connected_uids()
-            if new is old:
+            if old is None or new is old:
                 return
             self._last_notified = new
             watchers = list(self._watchers)

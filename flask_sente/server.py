@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from .bus import make_bus
 from .config import Options
 from .delivery import Delivery
 from .errors import UnpackError
@@ -67,23 +68,10 @@ class ChannelServer:
         self._handlers = handlers
         self._run_in_app_context = run_in_app_context
         self.scheduler = Scheduler()
-        self.registry = Registry(
-            self.scheduler,
-            grace_s={
-                "ws": options.ms_allow_reconnect_before_close_ws / 1000,
-                "ajax": options.ms_allow_reconnect_before_close_ajax / 1000,
-            },
-            on_uid_open=lambda uid, slot: self._emit_internal([UIDPORT_OPEN, uid], slot),
-            on_uid_close=lambda uid, slot: self._emit_internal([UIDPORT_CLOSE, uid], slot),
-        )
         self._on_undelivered = on_undelivered
-        self.delivery = Delivery(
-            self.scheduler,
-            pack_batch=lambda events, tag: self._pack(push_batch(events), tag=tag),
-            windows_s={
-                "ws": options.send_buf_ms_ws / 1000,
-                "ajax": options.send_buf_ms_ajax / 1000,
-            },
+        self.bus = make_bus(
+            options.message_queue,
+            scheduler=self.scheduler,
             backlog=options.recovery_backlog,
             window_s=max(
                 options.recovery_window_ms,
@@ -91,6 +79,28 @@ class ChannelServer:
                 options.ms_allow_reconnect_before_close_ajax,
             )
             / 1000,
+            lost=self._undeliverable,
+            packer=self.packer,
+            channel=options.channel,
+        )
+        self.registry = Registry(
+            self.scheduler,
+            self.bus,
+            grace_s={
+                "ws": options.ms_allow_reconnect_before_close_ws / 1000,
+                "ajax": options.ms_allow_reconnect_before_close_ajax / 1000,
+            },
+            on_uid_open=lambda uid, slot: self._emit_internal([UIDPORT_OPEN, uid], slot),
+            on_uid_close=lambda uid, slot: self._emit_internal([UIDPORT_CLOSE, uid], slot),
+        )
+        self.delivery = Delivery(
+            self.bus,
+            self.scheduler,
+            pack_batch=lambda events, tag: self._pack(push_batch(events), tag=tag),
+            windows_s={
+                "ws": options.send_buf_ms_ws / 1000,
+                "ajax": options.send_buf_ms_ajax / 1000,
+            },
             lost=self._undeliverable,
         )
         self.ch_recv: RecvQueue[EventMsg] = RecvQueue(options.recv_buf_or_n)
@@ -110,6 +120,7 @@ class ChannelServer:
         else:
             where = "greenlets" if concurrency_mode() == "gevent" else "their request threads"
         logger.info("WebSockets and long-polls run on %s", where)
+        self.bus.start(self)
 
     # ------------------------------------------------------------------ packing
 
@@ -224,6 +235,7 @@ class ChannelServer:
             uid = NIL_UID
         if ev[0] == CLOSE:
             self.close_uid(uid)
+            self.bus.close_uid(uid)
             return
         self.delivery.push(uid, ev, flush=flush)
 
@@ -256,6 +268,33 @@ class ChannelServer:
                 self._loop = EventLoop()
             return self._loop
 
+    # ------------------------------------------------------------------ the bus
+
+    def remote_push(self, uid: Any) -> None:
+        """The bus: another process pushed to ``uid``."""
+        self.delivery.remote_push(uid)
+
+    def remote_close(self, uid: Any) -> None:
+        """The bus: another process sent ``["chsk/close"]`` to ``uid``."""
+        self.close_uid(uid)
+
+    def presence_changed(self) -> None:
+        """The bus: ``connected_uids`` changed on another process."""
+        self.registry.notify_watchers()
+
+    def uid_closed_elsewhere(self, uid: Any) -> None:
+        """The bus: ``uid`` left the cluster because the process that held it died."""
+        self.emit([UIDPORT_CLOSE, uid], uid=uid, client_id=None, request=None, reply=None)
+
+    def health(self) -> dict[str, Any]:
+        """This process's view: the bus, its connections, what could not be delivered."""
+        return {
+            **self.bus.health(),
+            "connections": len(self.delivery.live_outlets()),
+            "undelivered": self.undelivered,
+            "mode": self.mode,
+        }
+
     # ------------------------------------------------------------------ lifecycle
 
     def close(self) -> None:
@@ -272,5 +311,6 @@ class ChannelServer:
             self._router = None
         if self._loop is not None:
             self._loop.close()
+        self.bus.close()
         self.ch_recv.close()
         self.scheduler.close()

@@ -162,19 +162,16 @@ def serve_websocket(
 
     def open_connection() -> Callable[[], None]:
         slot, conn_id = server.registry.connect("ws", uid, client_id, session)
-        outlet, previous = server.delivery.open(
+        outlet, _ = server.delivery.open(
             uid,
             client_id,
             "ws",
-            session,
             lambda packed, last: session.deliver(packed),
             last_seq=req.param(LAST_SEQ_PARAM),
         )
-        if previous is not None and isinstance(previous.conn, LongPoll):
-            previous.conn.offer(TIMEOUT)
 
         def closed() -> None:
-            server.delivery.close(uid, client_id, outlet)
+            server.delivery.close(outlet)
             server.registry.disconnect(slot, conn_id)
 
         return closed
@@ -253,21 +250,21 @@ def ajax_get(
     if held_here and not _hold(server):
         return 503, _BUSY
     poll = LongPoll()
+    previous_poll = server.registry.slot("ajax", uid, client_id)
+    if previous_poll is not None and isinstance(previous_poll.conn, LongPoll):
+        previous_poll.conn.offer(TIMEOUT)  # a client polls once at a time: end the old poll
     slot, conn_id = server.registry.connect("ajax", uid, client_id, poll)
-    outlet, previous = server.delivery.open(
+    outlet, _ = server.delivery.open(
         uid,
         client_id,
         "ajax",
-        poll,
         lambda packed, last: poll.offer(PollBatch(packed, last)),
         last_seq=req.param(LAST_SEQ_PARAM),
     )
-    if previous is not None and isinstance(previous.conn, LongPoll):
-        previous.conn.offer(TIMEOUT)
 
     def done(value: Any, written: bool) -> None:
         sent_up_to = value.last if written and isinstance(value, PollBatch) else None
-        server.delivery.close(uid, client_id, outlet, sent_up_to=sent_up_to)
+        server.delivery.close(outlet, sent_up_to=sent_up_to)
         server.registry.disconnect(slot, conn_id)
 
     timeout_s = server.options.lp_timeout_ms / 1000
