@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from flask_sente.client import Client, ClientEventMsg
+from flask_sente.client.recovery import parse_seq
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT_THREAD_PREFIX = "flask_sente.client"
@@ -51,6 +52,63 @@ def next_matching(
 
 def next_id(client: Client, event_id: str, timeout: float = 5.0) -> ClientEventMsg:
     return next_matching(client, lambda m: m.id == event_id, timeout)
+
+
+def received_stream(client: Client, count: int, timeout: float = 20.0) -> list[Any]:
+    """The data of ``client``'s ``test/n`` pushes until ``test/end`` (which must come)."""
+    got: list[Any] = []
+    while True:
+        msg = next_matching(client, lambda m: m.id in ("test/n", "test/end"), timeout)
+        if msg.id == "test/end":
+            return got
+        got.append(msg.data)
+        assert len(got) <= count, f"more than {count} pushes: {got}"
+
+
+class Pusher:
+    """Pushes ``["test/n", i]`` for i in 0..count-1, then ``["test/end"]``, from a thread.
+
+    Before push ``i`` in ``breaks`` it waits until the client has received every earlier
+    push (its ``last_seq`` reached ``i``), then calls ``breaks[i]()``: the pushes that follow
+    meet a broken connection. Errors are raised again when the ``with`` block ends.
+    """
+
+    def __init__(
+        self,
+        push: Callable[[list[Any]], None],
+        client: Client,
+        count: int,
+        breaks: dict[int, Callable[[], None]] | None = None,
+    ) -> None:
+        self.push, self.client, self.count = push, client, count
+        self.breaks = breaks or {}
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="test-pusher", daemon=True)
+
+    def _caught_up(self, i: int) -> bool:
+        seq = parse_seq(self.client.last_seq)
+        return (seq[1] if seq else 0) == i
+
+    def _run(self) -> None:
+        try:
+            for i in range(self.count):
+                if i in self.breaks:
+                    wait_until(lambda i=i: self._caught_up(i), 20)
+                    self.breaks[i]()
+                self.push(["test/n", i])
+            self.push(["test/end"])
+        except BaseException as exc:
+            self.error = exc
+
+    def __enter__(self) -> Pusher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._thread.join(60)
+        assert not self._thread.is_alive(), "the pusher is stuck"
+        if self.error is not None:
+            raise self.error
 
 
 def client_threads() -> list[threading.Thread]:

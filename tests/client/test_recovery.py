@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -20,7 +19,7 @@ from flask_sente.client import Client
 from flask_sente.client.recovery import Received, parse_seq, unpack_numbered
 from flask_sente.packers import EdnPacker, JsonPacker
 from flask_sente.protocol import Keyword, pack
-from tests.client.helpers import next_id, next_matching, wait_until
+from tests.client.helpers import Pusher, next_id, next_matching, received_stream, wait_until
 from tests.client.sente_server import ScriptedSente
 
 TRANSPORTS = ["ws", "ajax"]
@@ -90,57 +89,8 @@ def recovering(make_client: Callable[..., Client]) -> Callable[..., Client]:
     return make
 
 
-def _received(client: Client, count: int, timeout: float = 20.0) -> list[Any]:
-    """The data of the ``test/n`` pushes up to ``test/end``; asserts ``test/end`` comes."""
-    got: list[Any] = []
-    while True:
-        msg = next_matching(client, lambda m: m.id in ("test/n", "test/end"), timeout)
-        if msg.id == "test/end":
-            return got
-        got.append(msg.data)
-        assert len(got) <= count, f"more than {count} pushes: {got}"
-
-
-class Pusher:
-    """Pushes ``test/n`` 0..count-1 to ``uid``, one batch each, from a thread, then
-    ``test/end``. Before push ``i`` in ``breaks`` it waits until the client has received
-    every earlier push, then calls ``breaks[i]()``: the pushes that follow meet a broken
-    connection."""
-
-    def __init__(
-        self,
-        sente: ScriptedSente,
-        client: Client,
-        count: int,
-        breaks: dict[int, Callable[[], None]] | None = None,
-    ) -> None:
-        self.sente, self.client, self.count = sente, client, count
-        self.breaks = breaks or {}
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="test-pusher", daemon=True)
-
-    def _run(self) -> None:
-        uid = self.client.client_id
-        try:
-            for i in range(self.count):
-                if i in self.breaks:
-                    seen = f"{self.sente.epoch}:{i}" if i else "-"
-                    wait_until(lambda seen=seen: self.client.last_seq == seen, 20)
-                    self.breaks[i]()
-                self.sente.push(uid, [["test/n", i]], flush=True)
-            self.sente.push(uid, [["test/end"]], flush=True)
-        except BaseException as exc:
-            self.error = exc
-
-    def __enter__(self) -> Pusher:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._thread.join(60)
-        assert not self._thread.is_alive()
-        if self.error is not None:
-            raise self.error
+def _pushing(server: ScriptedSente) -> Callable[[list[Any]], None]:
+    return lambda event: server.push("c1", [event], flush=True)
 
 
 @pytest.fixture
@@ -201,7 +151,7 @@ def test_repeated_events_are_dropped_and_new_epochs_adopted(
             server.send_raw("c1", frame)
         else:
             server.answer_raw("c1", frame)
-    assert _received(client, 7) == ["a1", "a2", "a3", "a4", "plain", "b1", "b2"]
+    assert received_stream(client, 7) == ["a1", "a2", "a3", "a4", "plain", "b1", "b2"]
     assert client.last_seq == "ep2:3"
 
 
@@ -221,7 +171,7 @@ def test_recover_false_sends_no_parameter_and_filters_nothing(
         else:
             server.answer_raw("c1", frame)
     server.push("c1", [["test/end"]], flush=True)
-    assert _received(client, 2) == [1, 1]
+    assert received_stream(client, 2) == [1, 1]
     assert all(seq is None for seq in server.last_seqs())
 
 
@@ -233,8 +183,8 @@ def test_ws_server_side_closes_lose_nothing(
     server: ScriptedSente, opened: Callable[..., Client]
 ) -> None:
     client = opened("ws")
-    with Pusher(server, client, 100, _three_times(lambda: server.close_uid("c1"))):
-        assert _received(client, 100) == list(range(100))
+    with Pusher(_pushing(server), client, 100, _three_times(lambda: server.close_uid("c1"))):
+        assert received_stream(client, 100) == list(range(100))
     assert server.ws_upgrades == 4
 
 
@@ -243,8 +193,8 @@ def test_ws_silent_breaks_lose_nothing(
 ) -> None:
     client = opened("ws", ws_kalive_ms=200, ws_ping_timeout_ms=300)
     brk = _three_times(lambda: client.break_connection(close_ws=False))
-    with Pusher(server, client, 100, brk):
-        assert _received(client, 100) == list(range(100))
+    with Pusher(_pushing(server), client, 100, brk):
+        assert received_stream(client, 100) == list(range(100))
     assert server.ws_upgrades == 4
     assert client.state["last-close"]["reason"] == "ws-ping-timeout"
 
@@ -258,8 +208,8 @@ def test_ajax_answers_lost_in_transit_are_sent_again(
         with server.cond:
             server.drop_answers = 2
 
-    with Pusher(server, client, 100, _three_times(lose_two_answers)):
-        assert _received(client, 100) == list(range(100))
+    with Pusher(_pushing(server), client, 100, _three_times(lose_two_answers)):
+        assert received_stream(client, 100) == list(range(100))
     assert server.drop_answers == 0
 
 
@@ -267,8 +217,8 @@ def test_ajax_broken_polls_lose_nothing(
     server: ScriptedSente, opened: Callable[..., Client]
 ) -> None:
     client = opened("ajax")
-    with Pusher(server, client, 100, _three_times(client.break_connection)):
-        assert _received(client, 100) == list(range(100))
+    with Pusher(_pushing(server), client, 100, _three_times(client.break_connection)):
+        assert received_stream(client, 100) == list(range(100))
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -282,7 +232,7 @@ def test_a_lost_first_batch_is_sent_again(
         server.drop_answers = 1
     server.push("c1", [["test/n", 0], ["test/n", 1]], flush=True)
     server.push("c1", [["test/end"]], flush=True)
-    assert _received(client, 2) == [0, 1]
+    assert received_stream(client, 2) == [0, 1]
     assert "-" in server.last_seqs()[1:]
 
 
@@ -300,7 +250,7 @@ def test_a_server_that_forgot_the_client_is_followed(
         next_matching(client, lambda m: m.id == "chsk/handshake" and m.data[3] is False)
     server.push("c1", [["test/n", 2]], flush=True)
     server.push("c1", [["test/end"]], flush=True)
-    assert _received(client, 1) == [2]
+    assert received_stream(client, 1) == [2]
     assert client.last_seq == "ep2:2"
 
 
@@ -314,7 +264,7 @@ def test_the_report_survives_disconnect_and_connect(
     server.push("c1", [["test/n", 1]], flush=True)
     client.connect()
     server.push("c1", [["test/end"]], flush=True)
-    assert _received(client, 1) == [1]
+    assert received_stream(client, 1) == [1]
     assert server.last_seqs()[-1] == "ep1:1"
 
 
@@ -328,7 +278,7 @@ def test_simulated_bad_connections_sabotage_receives_and_recovery_repairs_them(
     caplog.set_level(logging.DEBUG, "flask_sente.client")
     client = opened(transport, simulated_bad_conn_rate=0.2, ws_kalive_ms=None)
     one_at_a_time = dict.fromkeys(range(60), lambda: None)
-    with Pusher(server, client, 60, one_at_a_time):
-        assert _received(client, 60, timeout=30) == list(range(60))
+    with Pusher(_pushing(server), client, 60, one_at_a_time):
+        assert received_stream(client, 60, timeout=30) == list(range(60))
     lost = "dropping the WebSocket on a receive" if transport == "ws" else "the answer was lost"
     assert lost in caplog.text
