@@ -263,21 +263,22 @@ class Stats:
 
 def client_thread(n: int, url: str, stop: threading.Event, stats: Stats) -> None:
     rng = random.Random(n)
-    http = requests.Session()
     cycle = 0
     while not stop.is_set():
         kind = "ws" if rng.random() < 0.5 else "ajax"
         uid = f"soak-{n}-{cycle % UIDS_PER_CLIENT}"
-        try:
-            (ws_cycle if kind == "ws" else ajax_cycle)(url, http, uid)
-        except Exception as exc:
-            stats.failed(kind, exc)
-            # a refused or reset connection: back off a little, but stay within the run
-            stop.wait(0.2)
-        else:
-            stats.ok(kind)
+        # a new tab each cycle: its HTTP connections, like its client-id, are its own (and
+        # none sits idle between cycles, racing the server's keep-alive timeout)
+        with requests.Session() as http:
+            try:
+                (ws_cycle if kind == "ws" else ajax_cycle)(url, http, uid)
+            except Exception as exc:
+                stats.failed(kind, exc)
+                # a refused or reset connection: back off a little, but stay within the run
+                stop.wait(0.2)
+            else:
+                stats.ok(kind)
         cycle += 1
-    http.close()
 
 
 # ---------------------------------------------------------------------------- the run
