@@ -73,6 +73,12 @@ export interface ConnectOptions {
   wrapRecvEvs?: boolean;
   /** Deadline of an Ajax poll or of a POST without timeoutMs (default 60000). */
   ajaxTimeoutMs?: number;
+  /**
+   * Report the last push received (fs-last-seq), so that a flask_sente server sends again,
+   * after a reconnect, the pushes a broken connection lost, none twice (default true).
+   * false sends exactly what Sente's client sends.
+   */
+  recover?: boolean;
   clientId?: string;
   protocol?: "http" | "https" | "http:" | "https:";
   host?: string;
@@ -98,6 +104,8 @@ export declare class ChannelSocket {
   readonly path: string;
   readonly clientId: string;
   readonly state: SenteState;
+  /** "<epoch>:<n>" of the last push received, "-" before any, null with recover: false. */
+  readonly lastSeq: string | null;
   send(event: SenteEvent, opts?: SendOptions): boolean;
   send(event: SenteEvent, timeoutMs: number, cb: (reply: unknown) => void): boolean;
   /** Rejects with a SenteError; timeoutMs defaults to 10000. */

@@ -44,7 +44,11 @@
     ajaxTimeoutMs: 60000,
     backoffMaxMs: 30000,
     wrapRecvEvs: false,
+    recover: true,
   });
+
+  /** The query parameter reporting the last push received (docs/reliability.md). */
+  const LAST_SEQ = "fs-last-seq";
 
   // ---------------------------------------------------------------- helpers
 
@@ -154,14 +158,28 @@
     throw new TypeError("sente: packer must be 'json' or an object with pack(value) and unpack(text)");
   }
 
+  /**
+   * [value, cb, seq] of a packed wrapper. seq is the third element a flask_sente server
+   * puts on a numbered push batch, [[ev1 ... evk] null "<epoch>:<n>"]; null otherwise.
+   */
   function unpackWrapped(packer, data) {
     const text = typeof data === "string" ? data : new TextDecoder().decode(data);
     const v = packer.unpack(text);
     if (!Array.isArray(v)) {
-      if (v === null || v === undefined) return [null, null];
+      if (v === null || v === undefined) return [null, null, null];
       throw new TypeError(`sente: expected a packed [value, cb] pair, got ${safeJson(v)}`);
     }
-    return [v[0] === undefined ? null : v[0], v[1] === undefined ? null : v[1]];
+    const orNull = (x) => (x === undefined ? null : x);
+    return [orNull(v[0]), orNull(v[1]), orNull(v[2])];
+  }
+
+  /** "<epoch>:<n>" as {epoch, n}; null for anything else. */
+  function parseSeq(x) {
+    if (typeof x !== "string") return null;
+    const i = x.lastIndexOf(":");
+    const n = x.slice(i + 1);
+    if (i <= 0 || !/^[0-9]+$/.test(n)) return null;
+    return { epoch: x.slice(0, i), n: Number(n) };
   }
 
   /** The state after a close: open? false, and last-close only when it was open. */
@@ -343,9 +361,9 @@
 
     _onMessage(data) {
       const chsk = this.chsk;
-      let clj, cbUuid;
+      let clj, cbUuid, seq;
       try {
-        [clj, cbUuid] = unpackWrapped(chsk._packer, data);
+        [clj, cbUuid, seq] = unpackWrapped(chsk._packer, data);
       } catch (e) {
         console.error("sente: cannot unpack a WebSocket frame", e);
         return;
@@ -367,7 +385,7 @@
           console.warn("sente: a reply without a waiting callback", cbUuid, clj);
         }
       } else {
-        chsk._receiveBatch(clj);
+        chsk._receiveBatch(clj, seq);
       }
     }
 
@@ -508,6 +526,7 @@
         udt: now(),
         "client-id": chsk.clientId,
         "handshake?": chsk._state["open?"] ? null : 1,
+        [LAST_SEQ]: chsk._lastSeqParam(),
       });
       const ctl = (this.poller = new AbortController());
       const own = () => this.conn === conn && this.poller === ctl;
@@ -517,15 +536,16 @@
         chsk._opts.ajaxTimeoutMs,
         ctl,
       )
-        .then((text) => unpackWrapped(chsk._packer, text)[0])
+        .then((text) => unpackWrapped(chsk._packer, text))
         .then(
-          (clj) => {
+          ([clj, _cb, seq]) => {
             if (!own()) return;
             const handshake = isHandshake(clj);
             if (handshake) chsk._receiveHandshake("ajax", clj);
             else chsk._swapState((s) => Object.assign({}, s, { "open?": true }));
+            // Before the next poll, so that it reports this batch as received.
+            if (!handshake && clj !== TIMEOUT) chsk._receiveBatch(clj, seq);
             this._poll(conn, 0);
-            if (!handshake && clj !== TIMEOUT) chsk._receiveBatch(clj);
           },
           (err) => {
             if (!own()) return;
@@ -622,6 +642,7 @@
         o.wsConstructor || (global.WebSocket ? (url) => new global.WebSocket(url) : () => null);
       this._state = Object.freeze({ type: o.type, "open?": false, "ever-opened?": false });
       this._everOpened = false;
+      this._received = o.recover ? { epoch: null, n: 0 } : null;
       this._handlers = new Map();
       this._anyHandlers = new Set();
       this._stateHandlers = new Set();
@@ -636,6 +657,14 @@
     /** The state map: open?, type, uid, ever-opened?, handshake-data, last-close... */
     get state() {
       return this._state;
+    }
+
+    /**
+     * What the client reports as fs-last-seq: "<epoch>:<n>" of the last push received,
+     * "-" before any, null with recover: false.
+     */
+    get lastSeq() {
+      return this._lastSeqParam();
     }
 
     /**
@@ -714,6 +743,7 @@
       const q = Object.assign({}, this._opts.params, {
         "client-id": this.clientId,
         "csrf-token": this._csrfToken(),
+        [LAST_SEQ]: this._lastSeqParam(),
       });
       return `${proto}//${this._host()}${this.path}?${formatQs(q)}`;
     }
@@ -800,12 +830,44 @@
       this._emit([HANDSHAKE, [uid, null, hd, first]]);
     }
 
-    _receiveBatch(clj) {
+    _lastSeqParam() {
+      const r = this._received;
+      if (!r) return null;
+      return r.epoch === null ? "-" : `${r.epoch}:${r.n}`;
+    }
+
+    /**
+     * The events of a batch numbered `seq` that were not delivered yet. A new epoch is a
+     * new mailbox on the server (it forgot this client): all of it, and adopt the epoch.
+     */
+    _fresh(events, seq) {
+      const r = this._received;
+      const s = parseSeq(seq);
+      if (!r || !s) {
+        if (r && seq !== null) console.warn("sente: a push batch numbered", seq, "kept whole");
+        return events;
+      }
+      if (s.epoch !== r.epoch) {
+        if (r.epoch !== null) {
+          console.warn(`sente: the server numbers pushes anew (epoch ${s.epoch}, was ${r.epoch})`);
+        }
+        r.epoch = s.epoch;
+        r.n = s.n;
+        return events;
+      }
+      const first = s.n - events.length + 1;
+      if (first > r.n + 1) console.warn(`sente: pushes ${r.n + 1} to ${first - 1} never arrived`);
+      const fresh = events.slice(Math.max(0, r.n - first + 1));
+      r.n = Math.max(r.n, s.n);
+      return fresh;
+    }
+
+    _receiveBatch(clj, seq) {
       if (!Array.isArray(clj)) {
         console.warn("sente: expected a batch of events from the server, got", clj);
         return;
       }
-      for (const ev of clj) {
+      for (const ev of this._fresh(clj, seq)) {
         if (!isEvent(ev)) this._emit([BAD_EVENT, ev]);
         else this._emit(this._opts.wrapRecvEvs ? [RECV, ev] : ev);
       }
@@ -880,8 +942,8 @@
    * Opens a channel socket to `path` (default "/chsk") and returns it.
    * Options: type ("auto" | "ws" | "ajax"), csrfToken (string, function or null;
    * default: <meta name="csrf-token">), params, packer, wsKaliveMs, wsPingTimeoutMs,
-   * backoffMsFn, backoffMaxMs, wrapRecvEvs, ajaxTimeoutMs, clientId, protocol, host,
-   * port, wsConstructor.
+   * backoffMsFn, backoffMaxMs, wrapRecvEvs, ajaxTimeoutMs, recover, clientId, protocol,
+   * host, port, wsConstructor.
    */
   function connect(path, options) {
     return new ChannelSocket(path === undefined ? "/chsk" : path, options);

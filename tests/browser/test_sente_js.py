@@ -142,7 +142,7 @@ def test_websocket_wire_format(csrf_server: Server, open_page: Any) -> None:
     assert re.fullmatch(UUID4, client_id)
     assert sockets[0].url == (
         f"{csrf_server.url.replace('http', 'ws')}/chsk?uid=w1&x=a%20b"
-        f"&client-id={client_id}&csrf-token=tok%2Aen"
+        f"&client-id={client_id}&csrf-token=tok%2Aen&fs-last-seq=-"
     )
     assert received[0] == '[["chsk/handshake",["w1",null,{"hello":"world","n":1}]],null]'
 
@@ -153,7 +153,8 @@ def test_websocket_wire_format(csrf_server: Server, open_page: Any) -> None:
     cb = json.loads(sent[0])[1]
     assert f'[{{"echo":5}},"{cb}"]' in received
     assert sent[1] == '[["test/push-me","x"],null]'
-    assert '[[["test/pushed",{"got":"x"}]],null]' in received
+    numbered = r'\[\[\["test/pushed",\{"got":"x"\}\]\],null,"[0-9a-f]+:1"\]'
+    assert [f for f in received if re.fullmatch(numbered, f)]
 
 
 def test_ajax_wire_format(csrf_server: Server, open_page: Any) -> None:
@@ -167,9 +168,12 @@ def test_ajax_wire_format(csrf_server: Server, open_page: Any) -> None:
 
     polls = [r for r in requests if r.method == "GET"]
     assert re.fullmatch(
-        rf".*/chsk\?uid=a1&udt=\d+&client-id={client_id}&handshake%3F=1", polls[0].url
+        rf".*/chsk\?uid=a1&udt=\d+&client-id={client_id}&handshake%3F=1&fs-last-seq=-",
+        polls[0].url,
     )
-    assert re.fullmatch(rf".*/chsk\?uid=a1&udt=\d+&client-id={client_id}", polls[1].url)
+    assert re.fullmatch(
+        rf".*/chsk\?uid=a1&udt=\d+&client-id={client_id}&fs-last-seq=-", polls[1].url
+    )
     assert polls[0].headers["x-csrf-token"] == "tok*en"
 
     post = next(r for r in requests if r.method == "POST")
