@@ -3,10 +3,12 @@
     python benchmarks/bench_packers.py [--seconds 1.0] [--repeat 3]
 
 Measures ``protocol.pack`` then ``protocol.unpack`` of a whole message (event plus a callback
-id), for a typical event (~200 bytes) and a 64 KiB one, with the json and edn packers; then
-the raw standard-library ``json`` against ``orjson`` (if installed) on the same data, which
-is how the json packer's backend was chosen. Prints a Markdown table; the figures go in
-``docs/packers.md``.
+id), for a typical event (~200 bytes) and a 64 KiB one, with the json, edn and msgpack
+packers, then json and msgpack wrapped in gzip; then the raw libraries on the same data: the
+standard-library ``json`` against ``orjson`` (if installed), which is how the json packer's
+backend was chosen, and the ``msgpack`` package's own C ``packb``/``unpackb``, the floor
+under flask_sente's msgpack dialect. Rates are per second of CPU time. Prints Markdown
+tables; the figures go in ``docs/packers.md``.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import msgpack
+
 from flask_sente import protocol
-from flask_sente.packers import EdnPacker, JsonPacker, Packer
+from flask_sente.packers import EdnPacker, GzipPacker, JsonPacker, MsgpackPacker, Packer
 from flask_sente.protocol import Keyword
 
 try:
@@ -64,24 +68,28 @@ def large_event(target: int = 64 * 1024) -> list[Any]:
 
 
 def rate(fn: Callable[[], object], seconds: float, repeat: int) -> float:
-    """Calls per second of ``fn``: the best of ``repeat`` runs of about ``seconds`` each."""
+    """Calls per second of ``fn``: the best of ``repeat`` runs of about ``seconds`` each.
+
+    Seconds of this process's CPU time, so that other work on the machine (test suites,
+    builds) slows the wall clock without skewing the figures.
+    """
     calls = 1
     while True:  # calibrate a batch of about a tenth of the run
-        start = time.perf_counter()
+        start = time.process_time()
         for _ in range(calls):
             fn()
-        elapsed = time.perf_counter() - start
+        elapsed = time.process_time() - start
         if elapsed >= seconds / 10:
             break
         calls *= 2
     batches = max(1, round(seconds / elapsed))
     best = 0.0
     for _ in range(repeat):
-        start = time.perf_counter()
+        start = time.process_time()
         for _ in range(batches):
             for _ in range(calls):
                 fn()
-        best = max(best, batches * calls / (time.perf_counter() - start))
+        best = max(best, batches * calls / (time.process_time() - start))
     return best
 
 
@@ -99,22 +107,22 @@ def main() -> None:
     args = parser.parse_args()
 
     events = {"typical": typical_event(), "64 KiB": large_event()}
-    packers: dict[str, Packer] = {"json": JsonPacker(), "edn": EdnPacker()}
+    packers: dict[str, Packer] = {
+        "json": JsonPacker(),
+        "edn": EdnPacker(),
+        "msgpack": MsgpackPacker(),
+    }
+    wrapped: dict[str, Packer] = {
+        "gzip+json": GzipPacker(JsonPacker()),
+        "gzip+msgpack": GzipPacker(MsgpackPacker()),
+    }
 
     print(f"Python {platform.python_version()} on {platform.machine()}, {_cpu()}, one thread\n")
-    print("| packer | event | wire bytes | pack+unpack / s | pack / s | unpack / s |")
-    print("|---|---|---:|---:|---:|---:|")
-    for name, packer in packers.items():
-        for label, event in events.items():
-            wire = protocol.pack(packer, event, "3f2e1d")
-            assert protocol.unpack(packer, wire) == (event, "3f2e1d")
-            size = len(wire.encode() if isinstance(wire, str) else wire)
-            both = rate(round_trip(packer, event), args.seconds, args.repeat)
-            pack = rate(lambda p=packer, e=event: protocol.pack(p, e, "3f2e1d"), args.seconds, 1)
-            unpack = rate(lambda p=packer, w=wire: protocol.unpack(p, w), args.seconds, 1)
-            print(f"| {name} | {label} | {size:,} | {both:,.0f} | {pack:,.0f} | {unpack:,.0f} |")
+    packer_table("packer", packers, events, args)
+    print("\nWrapped in gzip (Sente's threshold: packages under 1024 bytes go uncompressed):\n")
+    packer_table("wrapped", wrapped, events, args)
 
-    print("\nRaw JSON libraries, dumps+loads of the same [event cb] message:\n")
+    print("\nRaw libraries, dumps+loads of the same [event cb] message:\n")
     print("| library | event | dumps+loads / s |")
     print("|---|---|---:|")
     for label, event in events.items():
@@ -128,6 +136,25 @@ def main() -> None:
         if orjson is not None:
             fast = rate(lambda m=message: orjson.loads(orjson.dumps(m)), args.seconds, args.repeat)
             print(f"| orjson {orjson.__version__} | {label} | {fast:,.0f} |")
+        plain = rate(lambda m=message: msgpack.unpackb(msgpack.packb(m)), args.seconds, args.repeat)
+        version = ".".join(map(str, msgpack.version))
+        print(f"| msgpack {version} (plain MessagePack) | {label} | {plain:,.0f} |")
+
+
+def packer_table(
+    first: str, packers: dict[str, Packer], events: dict[str, Any], args: argparse.Namespace
+) -> None:
+    print(f"| {first} | event | wire bytes | pack+unpack / s | pack / s | unpack / s |")
+    print("|---|---|---:|---:|---:|---:|")
+    for name, packer in packers.items():
+        for label, event in events.items():
+            wire = protocol.pack(packer, event, "3f2e1d")
+            assert protocol.unpack(packer, wire) == (event, "3f2e1d")
+            size = len(wire.encode() if isinstance(wire, str) else wire)
+            both = rate(round_trip(packer, event), args.seconds, args.repeat)
+            pack = rate(lambda p=packer, e=event: protocol.pack(p, e, "3f2e1d"), args.seconds, 1)
+            unpack = rate(lambda p=packer, w=wire: protocol.unpack(p, w), args.seconds, 1)
+            print(f"| {name} | {label} | {size:,} | {both:,.0f} | {pack:,.0f} | {unpack:,.0f} |")
 
 
 def _cpu() -> str:
