@@ -7,7 +7,7 @@ Used by this project's protocol tests and by any outside conformance client::
 
 or under gunicorn, with the same options from the environment (SENTE_PACKER,
 SENTE_CSRF_TOKEN, SENTE_ALLOWED_ORIGINS comma-separated, SENTE_LP_TIMEOUT_MS,
-SENTE_WS_KALIVE_MS)::
+SENTE_WS_KALIVE_MS, SENTE_MESSAGE_QUEUE)::
 
     gunicorn 'examples.conformance:create_app()'
 
@@ -19,6 +19,7 @@ where it listens.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Callable
@@ -37,6 +38,7 @@ def create_app(
     allowed_origins: list[str] | None = None,
     lp_timeout_ms: int | None = None,
     ws_kalive_ms: int | None = None,
+    message_queue: str | None = None,
     on_event: Callable[[EventMsg], None] | None = None,
     **extra: Any,
 ) -> Flask:
@@ -50,6 +52,7 @@ def create_app(
         lp_timeout_ms = int(env["SENTE_LP_TIMEOUT_MS"])
     if ws_kalive_ms is None and env.get("SENTE_WS_KALIVE_MS"):
         ws_kalive_ms = int(env["SENTE_WS_KALIVE_MS"])
+    message_queue = message_queue or env.get("SENTE_MESSAGE_QUEUE") or None
 
     app = Flask(__name__)
     app.secret_key = "conformance-app-not-secret"
@@ -64,6 +67,9 @@ def create_app(
         options["lp_timeout_ms"] = lp_timeout_ms
     if ws_kalive_ms is not None:
         options["ws_kalive_ms"] = ws_kalive_ms
+    if message_queue:
+        options["message_queue"] = message_queue
+        options["health_path"] = "/health"
     options.update(extra)
     sente = Sente(app, **options)
 
@@ -78,10 +84,14 @@ def create_app(
 
         return register
 
+    record = _uidport_recorder(message_queue)
+
     @sente.on_default
     def other(msg: EventMsg) -> None:
         if on_event is not None:
             on_event(msg)
+        if record is not None and msg.id in ("chsk/uidport-open", "chsk/uidport-close"):
+            record(msg.id, msg.data)
 
     @handle("test/echo")
     def echo(msg: EventMsg) -> None:
@@ -129,6 +139,21 @@ def create_app(
     return app
 
 
+def _uidport_recorder(message_queue: str | None) -> Callable[[str, Any], None] | None:
+    """With a message queue, every uidport event of every worker goes to one Redis list
+    (``conformance:uidport``), so a test can count them across the cluster."""
+    if not message_queue:
+        return None
+    import redis
+
+    client = redis.Redis.from_url(message_queue)
+
+    def record(event_id: str, uid: Any) -> None:
+        client.rpush("conformance:uidport", json.dumps([event_id, uid]))
+
+    return record
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -142,6 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--allowed-origin", action="append", dest="allowed_origins")
     parser.add_argument("--lp-timeout-ms", type=int)
     parser.add_argument("--ws-kalive-ms", type=int)
+    parser.add_argument("--message-queue", help="redis://... to share one cluster")
     args = parser.parse_args(argv)
     app = create_app(
         packer=args.packer,
@@ -149,6 +175,7 @@ def main(argv: list[str] | None = None) -> None:
         allowed_origins=args.allowed_origins,
         lp_timeout_ms=args.lp_timeout_ms,
         ws_kalive_ms=args.ws_kalive_ms,
+        message_queue=args.message_queue,
     )
     from werkzeug.serving import make_server
 

@@ -35,6 +35,7 @@ from .protocol import (  # noqa: E402
 from .security import allow_origin  # noqa: E402
 
 if TYPE_CHECKING:
+    from .emitter import Emitter
     from .extension import Sente
 
 
@@ -44,6 +45,10 @@ def __getattr__(name: str) -> object:
         from .extension import Sente
 
         return Sente
+    if name == "Emitter":  # needs the redis package
+        from .emitter import Emitter
+
+        return Emitter
     raise AttributeError(f"module 'flask_sente' has no attribute {name!r}")
 
 
@@ -56,6 +61,7 @@ __all__ = [
     "ChannelClosed",
     "ConfigError",
     "EdnPacker",
+    "Emitter",
     "EventMsg",
     "InvalidEvent",
     "JsonPacker",

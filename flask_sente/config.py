@@ -29,6 +29,7 @@ slow_consumer                               ``"disconnect"``        or ``"drop_o
 max_connections_per_uid                     None                    more get a 429
 message_queue                               None                    ``"redis://..."``: many workers
 channel                                     ``"flask_sente"``       Redis key prefix; one per app
+health_path                                 None                    e.g. ``"/sente/health"``: JSON
 ==========================================  ======================  =========================
 
 ``connection_mode``: ``"loop"`` hands each WebSocket and waiting long-poll to one event-loop
@@ -148,6 +149,7 @@ class Options:
     max_connections_per_uid: int | None = None
     message_queue: str | None = None
     channel: str = "flask_sente"
+    health_path: str | None = None
 
     @classmethod
     def resolve(cls, explicit: Mapping[str, Any], config: Mapping[str, Any]) -> Options:

@@ -42,6 +42,8 @@ class Outlet:
     flush_pending: bool = False
     #: The connection refused a batch (closing, or too slow): nothing more goes to it.
     refused: bool = False
+    #: The mailbox epoch seen last; a new one means the mailbox was made anew.
+    epoch: str | None = None
 
 
 class Delivery:
@@ -69,11 +71,25 @@ class Delivery:
     def push(self, uid: Any, event: list[Any], *, flush: bool = False) -> bool:
         """Queue ``event`` for every client of ``uid``; False when ``uid`` has none."""
         with self.lock:
-            if not self.bus.push(uid, event):
+            try:
+                reached = self.bus.push(uid, event)
+            except ConnectionError:
+                return self._push_locally(uid, event)
+            if not reached:
                 self._lost(uid, [event], "the uid has no connection")
                 return False
             self._wake_outlets(uid, flush=flush)
         return True
+
+    def _push_locally(self, uid: Any, event: list[Any]) -> bool:
+        """The broker is down: hand the event to this process's connections of ``uid``
+        directly, unnumbered (no recovery for it), and count it lost for the others."""
+        outlets = [o for o in self._outlets.get(uid, {}).values() if not o.refused]
+        for outlet in outlets:
+            outlet.send(self._pack_batch([event], None), outlet.sent_seq)
+        if not outlets:
+            self._lost(uid, [event], "the message broker is unreachable")
+        return bool(outlets)
 
     def remote_push(self, uid: Any) -> None:
         """Another process pushed to ``uid``: flush its outlets here after their window."""
@@ -144,6 +160,12 @@ class Delivery:
         if outlet.refused:
             return
         epoch, pending = self.bus.read(outlet.uid, outlet.client_id, outlet.sent_seq)
+        if outlet.epoch is None:
+            outlet.epoch = epoch
+        elif epoch and epoch != outlet.epoch:
+            # the broker lost the mailbox (a Redis restart): its numbering started again
+            outlet.epoch, outlet.sent_seq = epoch, 0
+            epoch, pending = self.bus.read(outlet.uid, outlet.client_id, 0)
         if not pending:
             return
         first, last = pending[0][0], pending[-1][0]

@@ -152,6 +152,8 @@ class Sente:
         # Werkzeug routes WebSocket upgrades only to rules marked websocket=True
         blueprint.add_url_rule(options.path, "chsk", view, methods=["GET", "POST"])
         blueprint.add_url_rule(options.path, "chsk_ws", view, methods=["GET"], websocket=True)
+        if options.health_path is not None:
+            blueprint.add_url_rule(options.health_path, "health", lambda: server.health())
         app.register_blueprint(blueprint)
         app.jinja_env.globals["sente_js_url"] = sente_js_url
         atexit.register(server.close)
@@ -272,6 +274,11 @@ class Sente:
                 "app context, or pass app="
             )
         return apps[0]
+
+    def health(self, app: Flask | None = None) -> dict[str, Any]:
+        """This worker's state: its bus (and whether the broker is reachable), connections,
+        and how many pushes could not be delivered."""
+        return self.server(app).health()
 
     def close(self, app: Flask | None = None) -> None:
         """Close every connection and stop the background threads."""

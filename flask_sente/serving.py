@@ -236,7 +236,10 @@ def ajax_get(
     environ: dict[str, Any],
 ) -> Answer | Handover:
     client_id = req.client_id or ""
-    if req.param("handshake?") or server.registry.slot("ajax", uid, client_id) is None:
+    known = server.registry.slot("ajax", uid, client_id) is not None or server.bus.knows(
+        uid, client_id
+    )  # the bus knows the clients that handshook with any worker
+    if req.param("handshake?") or not known:
         server.registry.handshake("ajax", uid, client_id)
         server.delivery.ensure_mailbox(uid, client_id)
         return 200, server._pack(handshake_event(uid, handshake_data()))

@@ -61,6 +61,7 @@ class ServerProcess:
         ready: str,
         env: dict[str, str] | None = None,
         timeout: float = 20.0,
+        url: str | None = None,
     ) -> None:
         self.argv = argv
         full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
@@ -89,7 +90,7 @@ class ServerProcess:
                 continue
             match = pattern.search(line)
             if match:
-                self.url = match.group(1).rstrip("/")
+                self.url = url or match.group(1).rstrip("/")
                 return
 
     def _read(self) -> None:
@@ -124,7 +125,11 @@ def conformance_process(*args: str, env: dict[str, str] | None = None) -> Server
     )
 
 
-def gunicorn_process(worker: str, *extra: str, env: dict[str, str] | None = None) -> ServerProcess:
+def gunicorn_process(
+    worker: str, *extra: str, env: dict[str, str] | None = None, port: int = 0
+) -> ServerProcess:
+    """gunicorn serving the conformance app; ``port`` 0 lets the kernel pick one (not with
+    ``--reuse-port``, where each worker would get its own)."""
     return ServerProcess(
         [
             sys.executable,
@@ -133,7 +138,7 @@ def gunicorn_process(worker: str, *extra: str, env: dict[str, str] | None = None
             "-k",
             worker,
             "-b",
-            "127.0.0.1:0",
+            f"127.0.0.1:{port}",
             "--log-level",
             "info",
             "--graceful-timeout",
@@ -141,6 +146,15 @@ def gunicorn_process(worker: str, *extra: str, env: dict[str, str] | None = None
             *extra,
             "examples.conformance:create_app()",
         ],
-        ready=GUNICORN_READY,
+        ready=GUNICORN_READY if port == 0 else r"(Booting worker)",
         env=env,
+        url=None if port == 0 else f"http://127.0.0.1:{port}",
     )
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -29,6 +29,10 @@ class LocalBus:
             if box.idle_since is None and not box.attached:
                 self._idle(box)
 
+    def knows(self, uid: Any, client_id: str) -> bool:
+        with self._lock:
+            return self._room.get(uid, client_id) is not None
+
     def push(self, uid: Any, event: list[Any]) -> bool:
         now = time.monotonic()
         with self._lock:

@@ -1,0 +1,89 @@
+"""Pushing from processes that are not web servers: Celery tasks, cron jobs, scripts.
+
+::
+
+    from flask_sente import Emitter
+
+    emitter = Emitter("redis://localhost:6379/0")
+    emitter.send("alice", ["report/ready", {"id": 42}])
+
+The emitter writes to the same Redis mailboxes as the web workers (``message_queue``), so
+its pushes reach the uid's connections on every worker, in order, and wait for clients
+between two polls like any other push. It needs no Flask app. Use the server's ``packer``
+and ``channel`` if you changed them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from .bus.redis import RedisBus
+from .packers import Packer, get_packer
+from .protocol import ALL_USERS_WITHOUT_UID, CLOSE, NIL_UID, assert_event, normalize_event
+
+logger = logging.getLogger("flask_sente.emitter")
+
+
+class Emitter:
+    """Publish-only access to a Redis bus."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        packer: str | Packer = "json",
+        channel: str = "flask_sente",
+        recovery_backlog: int = 1000,
+        recovery_window_ms: int = 30000,
+    ) -> None:
+        self.undelivered = 0
+
+        def lost(uid: Any, events: list[Any], why: str) -> None:
+            self.undelivered += len(events)
+            logger.warning("push to uid %r not delivered (%d event(s)): %s", uid, len(events), why)
+
+        self._bus = RedisBus(
+            url,
+            backlog=recovery_backlog,
+            window_s=recovery_window_ms / 1000,
+            lost=lost,
+            packer=get_packer(packer),
+            channel=channel,
+            max_connections=4,
+        )
+        self._lost = lost
+
+    def send(self, uid: Any, event: Any) -> bool:
+        """Push ``event`` to ``uid``; False when no client of the uid has a mailbox.
+
+        ``["chsk/close"]`` closes the uid's connections, as from a server."""
+        if uid is None:
+            raise ValueError('use "sente/all-users-without-uid" to reach clients without a uid')
+        ev = normalize_event(assert_event(event))
+        if uid == ALL_USERS_WITHOUT_UID:
+            uid = NIL_UID
+        if ev[0] == CLOSE:
+            self._bus.close_uid(uid)
+            return True
+        if self._bus.push(uid, ev):
+            return True
+        self._lost(uid, [ev], "the uid has no connection")
+        return False
+
+    def broadcast(self, event: Any) -> int:
+        """Push ``event`` to every uid connected anywhere; returns how many it reached."""
+        return sum(self.send(uid, event) for uid in self._bus.connected_uids()["any"])
+
+    @property
+    def connected_uids(self) -> dict[str, frozenset[Any]]:
+        return self._bus.connected_uids()
+
+    def close(self) -> None:
+        self._bus.close()
+
+    def __enter__(self) -> Emitter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,149 @@
+"""One contract, every bus: the in-process bus and the Redis bus behave the same."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from flask_sente.bus import Bus, make_bus
+from flask_sente.packers import get_packer
+from flask_sente.scheduler import Scheduler
+from tests.support import wait_until
+
+
+class Listener:
+    def __init__(self) -> None:
+        self.pushes: list = []
+        self.closes: list = []
+        self.presence = 0
+        self.dead: list = []
+
+    def remote_push(self, uid):
+        self.pushes.append(uid)
+
+    def remote_close(self, uid):
+        self.closes.append(uid)
+
+    def presence_changed(self):
+        self.presence += 1
+
+    def uid_closed_elsewhere(self, uid):
+        self.dead.append(uid)
+
+
+@pytest.fixture(params=["local", "redis"])
+def make(request) -> Iterator:
+    scheduler = Scheduler()
+    made: list[Bus] = []
+    lost: list = []
+
+    def factory(**overrides) -> Bus:
+        url = request.getfixturevalue("redis_url") if request.param == "redis" else None
+        options = {"backlog": 100, "window_s": 30.0, **overrides}
+        bus = make_bus(
+            url,
+            scheduler=scheduler,
+            lost=lambda uid, events, why: lost.append((uid, events, why)),
+            packer=get_packer("json"),
+            **options,
+        )
+        made.append(bus)
+        return bus
+
+    factory.lost = lost  # type: ignore[attr-defined]
+    factory.kind = request.param  # type: ignore[attr-defined]
+    yield factory
+    for bus in made:
+        bus.close()
+    scheduler.close()
+
+
+def test_push_reaches_every_mailbox_of_the_uid_numbered_in_order(make):
+    bus = make()
+    assert bus.push("u", ["a/b", 0]) is False  # nobody to push to
+    bus.ensure_mailbox("u", "c1")
+    bus.ensure_mailbox("u", "c2")
+    for i in range(1, 4):
+        assert bus.push("u", ["a/b", i]) is True
+    for client in ("c1", "c2"):
+        epoch, events = bus.read("u", client, 0)
+        assert epoch and events == [(1, ["a/b", 1]), (2, ["a/b", 2]), (3, ["a/b", 3])]
+    assert bus.read("u", "c1", 2)[1] == [(3, ["a/b", 3])]
+    assert bus.read("other", "c1", 0)[1] == []
+
+
+def test_positions_follow_reports_of_the_same_epoch_else_what_was_delivered(make):
+    bus = make()
+    bus.ensure_mailbox("u", "c")
+    for i in range(5):
+        bus.push("u", ["a/b", i])
+    epoch, _ = bus.read("u", "c", 0)
+    assert bus.position("u", "c", None) == 0
+    bus.delivered("u", "c", 3)
+    assert bus.position("u", "c", None) == 3
+    assert bus.position("u", "c", (epoch, 4)) == 4
+    assert bus.position("u", "c", ("another-epoch", 4)) == 3
+    assert bus.position("u", "c", (epoch, 99)) == 3  # beyond what exists: not trusted
+    bus.delivered("u", "c", 2)  # never goes back
+    assert bus.position("u", "c", None) == 3
+
+
+def test_backlog_is_bounded(make):
+    bus = make(backlog=3)
+    bus.ensure_mailbox("u", "c")
+    for i in range(6):
+        bus.push("u", ["a/b", i])
+    assert [seq for seq, _ in bus.read("u", "c", 0)[1]] == [4, 5, 6]
+
+
+def test_presence_counts_first_and_last_across_kinds(make):
+    bus = make()
+    assert bus.opened("u", "ws") is True
+    assert bus.opened("u", "ajax") is False
+    assert bus.connected_uids() == {
+        "ws": frozenset({"u"}),
+        "ajax": frozenset({"u"}),
+        "any": frozenset({"u"}),
+    }
+    assert bus.closed("u", "ws") is False
+    assert bus.closed("u", "ajax") is True
+    assert bus.connected_uids()["any"] == frozenset()
+
+
+def test_presence_is_shared_by_buses_of_one_cluster(make):
+    if make.kind == "local":
+        pytest.skip("the in-process bus is one process by definition")
+    one, two = make(), make()
+    listener = Listener()
+    two.start(listener)
+    wait_until(lambda: two.health()["ok"], 5)
+    assert one.opened("u", "ws") is True
+    assert two.opened("u", "ajax") is False  # already in the cluster
+    wait_until(lambda: listener.presence >= 1, 5)
+    assert two.connected_uids()["any"] == frozenset({"u"})
+    assert one.closed("u", "ws") is False
+    assert two.closed("u", "ajax") is True
+    one.ensure_mailbox("v", "c")
+    one.push("v", ["a/b", 1])
+    wait_until(lambda: listener.pushes == ["v"], 5)
+    assert two.read("v", "c", 0)[1] == [(1, ["a/b", 1])]
+
+
+def test_a_dead_workers_uids_are_reaped(make, monkeypatch):
+    if make.kind == "local":
+        pytest.skip("the in-process bus is one process by definition")
+    import flask_sente.bus.redis as redis_bus
+
+    monkeypatch.setattr(redis_bus, "ALIVE_TTL_S", 0.5)
+    monkeypatch.setattr(redis_bus, "REAP_EVERY_S", 0.2)
+    monkeypatch.setattr(redis_bus, "HEARTBEAT_S", 0.1)
+    dying, survivor = make(), make()
+    listener = Listener()
+    dying.start(Listener())
+    survivor.start(listener)
+    assert dying.opened("ghost", "ws") is True
+    wait_until(lambda: "ghost" in survivor.connected_uids()["any"], 5)
+    dying._stop.set()  # its heartbeat stops, as if the process were killed
+    wait_until(lambda: listener.dead == ["ghost"], 10)
+    wait_until(lambda: "ghost" not in survivor.connected_uids()["any"], 5)
