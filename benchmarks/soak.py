@@ -9,11 +9,12 @@ reply, asks for a push and waits for it, receives a push sent from another reque
 (``GET /push``), and disconnects. uids repeat, so slots are reused as well as made anew.
 
 Every ``--interval`` seconds it samples the worker's resident memory (``VmRSS`` of the
-gunicorn master's child process) and prints it. At the end it prints the series, the RSS at
-start, after warm-up and at the end, and the least-squares slope after warm-up, and exits 1
-when RSS grew more than ``--max-growth-mib`` after warm-up, when the worker died or was
-replaced, or when more than ``--max-error-rate`` of the cycles failed. Every request is bounded
-by a timeout and the gunicorn process group is stopped on the way out, whatever happens.
+gunicorn master's child process) and prints it. At the end it prints the RSS at start, after
+warm-up and at the end, and the least-squares slope after warm-up and over its second half
+(a one-off step raises the first; a steady leak raises both). It exits 1 when RSS grew more
+than ``--max-growth-mib`` after warm-up, when the worker died or was replaced, or when more
+than ``--max-error-rate`` of the cycles failed. Every request is bounded by a timeout, and
+the gunicorn process group is stopped on the way out, whatever happens.
 """
 
 from __future__ import annotations
@@ -369,12 +370,16 @@ def main(argv: list[str] | None = None) -> int:
     warm_mib, end_mib = mean_mib(after[:3]), mean_mib(after[-3:])
     growth = end_mib - warm_mib
     slope = slope_mib_per_min(after)
+    # a step (an allocator arena, a high-water mark) raises the slope once; a leak keeps
+    # raising it, so the second half tells them apart
+    late_slope = slope_mib_per_min(after[len(after) // 2 :])
     total = sum(stats.cycles.values()) + sum(stats.errors.values())
     error_rate = sum(stats.errors.values()) / total if total else 1.0
     print(
         f"RSS: start {start_mib:.1f} MiB, after warm-up ({warmup_s / 60:.1f} min) "
         f"{warm_mib:.1f} MiB, end {end_mib:.1f} MiB; growth after warm-up {growth:+.1f} MiB, "
-        f"slope {slope:+.3f} MiB/min; {total} cycles, error rate {error_rate:.2%}"
+        f"slope {slope:+.3f} MiB/min ({late_slope:+.3f} over the second half); "
+        f"{total} cycles, error rate {error_rate:.2%}"
     )
     if failure is None and growth > args.max_growth_mib:
         failure = f"RSS grew {growth:.1f} MiB after warm-up (limit {args.max_growth_mib} MiB)"
