@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .bus import Bus
-from .mailbox import Lost, parse_last_seq
+from .mailbox import NOTHING_SEEN, Lost, parse_last_seq
 from .scheduler import Scheduler
 
 logger = logging.getLogger("flask_sente.delivery")
@@ -119,7 +119,8 @@ class Delivery:
         Returns the new outlet and the one it replaced."""
         with self.lock:
             self.bus.attach(uid, client_id)
-            start = self.bus.position(uid, client_id, parse_last_seq(last_seq))
+            reported = None if last_seq is None else parse_last_seq(last_seq) or NOTHING_SEEN
+            start = self.bus.position(uid, client_id, reported)
             outlet = Outlet(uid, client_id, kind, send, start, reporting=last_seq is not None)
             by_client = self._outlets.setdefault(uid, {})
             previous = by_client.get(client_id)

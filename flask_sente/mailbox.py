@@ -33,6 +33,24 @@ def parse_last_seq(text: str | None) -> tuple[str, int] | None:
     return epoch, int(n)
 
 
+def start_position(reported: tuple[str, int] | None, epoch: str, seq: int, delivered: int) -> int:
+    """Where a new connection starts reading a mailbox.
+
+    ``reported`` is None for a client that reports nothing (Sente's): after what earlier
+    connections were given. A reporting client gets what follows its report when the report
+    is of this mailbox; any other report (``"-"``, another epoch) has seen nothing of this
+    mailbox: the whole backlog. A report past the last number is not trusted."""
+    if reported is None:
+        return delivered
+    if reported[0] != epoch:
+        return 0
+    return reported[1] if reported[1] <= seq else delivered
+
+
+#: What a reporting client that has seen nothing of any mailbox reports (``"-"``).
+NOTHING_SEEN = ("", 0)
+
+
 @dataclass(eq=False)
 class Mailbox:
     uid: Any
@@ -75,11 +93,8 @@ class Mailbox:
         return [(s, e) for s, _, e in list(self.backlog)[start:]]
 
     def start_seq(self, reported: tuple[str, int] | None) -> int:
-        """Where a new outlet starts: the client's report when it is of this mailbox, else
-        after what earlier connections were given."""
-        if reported is not None and reported[0] == self.epoch and reported[1] <= self.seq:
-            return reported[1]
-        return self.delivered
+        """Where a new outlet starts (see :func:`start_position`)."""
+        return start_position(reported, self.epoch, self.seq, self.delivered)
 
     def mark_delivered(self, seq: int) -> None:
         self.delivered = max(self.delivered, seq)

@@ -44,7 +44,8 @@ class Bus(Protocol):
 
     def close_uid(self, uid: Any) -> None: ...
 
-    def position(self, uid: Any, client_id: str, reported: tuple[str, int] | None) -> int: ...
+    def position(self, uid: Any, client_id: str, reported: tuple[str, int] | None) -> int:
+        """Where a new connection starts; see :func:`flask_sente.mailbox.start_position`."""
 
     def read(self, uid: Any, client_id: str, after: int) -> tuple[str, list[tuple[int, Any]]]: ...
 

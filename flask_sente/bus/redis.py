@@ -36,7 +36,7 @@ from typing import Any
 import redis
 
 from ..errors import ConfigError
-from ..mailbox import Lost
+from ..mailbox import Lost, start_position
 from . import BusListener, ConnectedUids
 
 logger = logging.getLogger("flask_sente.bus.redis")
@@ -230,9 +230,7 @@ class RedisBus:
         except redis.RedisError as exc:
             self._down("position", exc)
             return 0
-        if reported is not None and reported[0] == epoch and reported[1] <= int(seq or 0):
-            return reported[1]
-        return int(delivered or 0)
+        return start_position(reported, str(epoch or ""), int(seq or 0), int(delivered or 0))
 
     def read(self, uid: Any, client_id: str, after: int) -> tuple[str, list[tuple[int, Any]]]:
         u = _uid_key(uid)

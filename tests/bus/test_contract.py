@@ -83,7 +83,8 @@ def test_positions_follow_reports_of_the_same_epoch_else_what_was_delivered(make
     bus.delivered("u", "c", 3)
     assert bus.position("u", "c", None) == 3
     assert bus.position("u", "c", (epoch, 4)) == 4
-    assert bus.position("u", "c", ("another-epoch", 4)) == 3
+    assert bus.position("u", "c", ("another-epoch", 4)) == 0  # saw nothing of this mailbox
+    assert bus.position("u", "c", ("", 0)) == 0  # a reporting client's "-"
     assert bus.position("u", "c", (epoch, 99)) == 3  # beyond what exists: not trusted
     bus.delivered("u", "c", 2)  # never goes back
     assert bus.position("u", "c", None) == 3
