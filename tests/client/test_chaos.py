@@ -9,12 +9,10 @@ stay well within the recovery window); the whole run is bounded; no thread is le
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +21,7 @@ import pytest
 from examples.conformance import create_app
 from flask_sente.client import Client
 from flask_sente.errors import ChannelClosed, ReplyError, ReplyTimeout
-from tests.client.helpers import assert_no_client_threads, received_stream, wait_until
+from tests.client.helpers import assert_no_client_threads, received_stream
 from tests.support import serve_in_thread
 
 CLIENTS = 50
@@ -63,20 +61,6 @@ def _request(client: Client, payload: dict[str, int], outcome: Outcome) -> None:
         outcome.late.append(elapsed)
 
 
-def _warm_up(client: Client, push: Callable[[list[Any]], None], deadline: float) -> None:
-    """Push ``test/warmup`` until the client has received a numbered push.
-
-    Until then it reports ``-``, and the server does not send again a first batch lost in
-    transit (see test_recovery_against_server.py::test_a_lost_first_answer_is_sent_again,
-    an xfail), which would make this test about that bug instead of everything else.
-    """
-    while client.last_seq == "-":
-        assert time.monotonic() < deadline, f"{client.client_id} never got a numbered push"
-        push(["test/warmup"])
-        with contextlib.suppress(AssertionError):
-            wait_until(lambda: client.last_seq != "-", 0.5)
-
-
 def test_fifty_clients_on_a_bad_network(
     no_thread_leaks: None, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -109,21 +93,16 @@ def test_fifty_clients_on_a_bad_network(
 
         def run(i: int) -> None:
             client, outcome = clients[i], outcomes[i]
-
-            def push(event: list[Any]) -> None:
-                sente.send(client.client_id, event, flush=True)
-
             try:
                 client.connect()
                 assert client.wait_open(20), f"{client.client_id} never opened"
-                _warm_up(client, push, deadline)
                 n = 0
                 for k in range(REQUESTS):
                     _request(client, {"i": i, "k": k}, outcome)
                     for _ in range(PUSHES_PER_REQUEST):
                         sente.send(client.client_id, ["test/n", n], flush=n % 3 == 0)
                         n += 1
-                push(["test/end"])
+                sente.send(client.client_id, ["test/end"], flush=True)
                 outcome.stream = received_stream(client, n, timeout=30)
             except BaseException as exc:
                 outcome.error = exc
