@@ -42,9 +42,9 @@ other ext 0..127           ``msgpack.ExtType``                   ``ExtType``
 Map keys and set members must be hashable, so there an array is read as a ``tuple``, a map
 as a read-only mapping and a typed array as a ``tuple``, as the edn packer does.
 
-The ``msgpack`` package parses and writes in C; this module walks the value once to turn
-Sente's types into extension types and to apply the key cache. What ``msgpack`` cannot
-write as Sente does (int64 for large positive ints, 12-byte timestamps) is written here.
+Reading uses the ``msgpack`` package's C parser, then one walk over its result applies the
+key cache and builds dicts and sets. Writing is done here: the ``msgpack`` package writes
+large positive ints and timestamps differently from Sente, and cannot apply the key cache.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ _CACHE_REFS = tuple(bytes([0xD4, CACHED_KEY, n]) for n in range(KEY_CACHE_SIZE))
 _U8, _U16, _U32 = struct.Struct(">BB"), struct.Struct(">BH"), struct.Struct(">BI")
 _I8, _I16, _I32 = struct.Struct(">Bb"), struct.Struct(">Bh"), struct.Struct(">Bi")
 _S64, _Q64, _F64 = struct.Struct(">Bq"), struct.Struct(">BQ"), struct.Struct(">Bd")
-_TIMESTAMP = struct.Struct(">3sIq")
+_NANOS_SECONDS = struct.Struct(">Iq")
 
 
 def _int(n: int) -> bytes:
@@ -325,7 +325,7 @@ class _Writer:
 def _timestamp(d: dt.datetime) -> bytes:
     delta = (d if d.tzinfo is not None else d.replace(tzinfo=dt.UTC)) - _EPOCH
     seconds = delta.days * 86400 + delta.seconds
-    return _TIMESTAMP.pack(b"\xc7\x0c\xff", delta.microseconds * 1000, seconds)
+    return _ext(TIMESTAMP, _NANOS_SECONDS.pack(delta.microseconds * 1000, seconds))
 
 
 def _typed_array(a: array.array[Any]) -> bytes:
