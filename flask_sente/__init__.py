@@ -22,7 +22,14 @@ from .errors import (  # noqa: E402
     UnpackError,
 )
 from .events import EventMsg, RequestSnapshot, is_event_msg, is_server_event_msg  # noqa: E402
-from .packers import EdnPacker, JsonPacker, Packer, get_packer  # noqa: E402
+from .packers import (  # noqa: E402
+    EdnPacker,
+    GzipPacker,
+    JsonPacker,
+    MsgpackPacker,
+    Packer,
+    get_packer,
+)
 from .protocol import (  # noqa: E402
     Keyword,
     as_event,
@@ -63,9 +70,11 @@ __all__ = [
     "EdnPacker",
     "Emitter",
     "EventMsg",
+    "GzipPacker",
     "InvalidEvent",
     "JsonPacker",
     "Keyword",
+    "MsgpackPacker",
     "PackError",
     "Packer",
     "ReplyError",

@@ -95,7 +95,8 @@ def _read_body(limit: int) -> bytes:
 
 def _snapshot_request(body: bytes) -> RequestSnapshot:
     form: dict[str, str] = {}
-    if body and request.mimetype != "application/octet-stream":
+    binary = request.args.get("binary?", "").lower() in ("true", "1")
+    if body and not binary and request.mimetype != "application/octet-stream":
         form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
     return RequestSnapshot(
         method=request.method,
@@ -340,8 +341,8 @@ class Sente:
         if uid is None:
             uid = NIL_UID
         if request.method == "POST":
-            return _answer(serving.ajax_post(server, req, uid, body), server)
-        if is_websocket_request(request.environ):
+            outcome: Any = serving.ajax_post(server, req, uid, body, request.environ)
+        elif is_websocket_request(request.environ):
             outcome = serving.serve_websocket(
                 server, req, request.environ, uid, options.handshake_data_fn(req)
             )

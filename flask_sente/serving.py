@@ -299,11 +299,19 @@ def _poll_body(server: ChannelServer, value: Any) -> str | bytes:
     if isinstance(value, PollBatch):
         return value.packed
     if value is CLOSED_BY_SERVER or value is CLIENT_GONE:
-        return ""
+        return b"" if server.packer.binary else ""
     return server._pack(value)
 
 
-def ajax_post(server: ChannelServer, req: RequestSnapshot, uid: Any, body: bytes) -> Answer:
+def ajax_post(
+    server: ChannelServer,
+    req: RequestSnapshot,
+    uid: Any,
+    body: bytes,
+    environ: dict[str, Any],
+) -> Answer | Handover:
+    """An event sent over Ajax: answered at once, or with the handler's first reply (or
+    ``chsk/timeout``). A POST waiting for its reply holds no thread in loop mode."""
     binary = (req.param("binary?") or "").lower() in _BINARY_FLAGS
     package: str | bytes | None = body if binary else req.param("ppstr")
     if package is None:
@@ -315,6 +323,29 @@ def ajax_post(server: ChannelServer, req: RequestSnapshot, uid: Any, body: bytes
     if not has_ajax_cb(cb):
         server.emit(event, uid=uid, client_id=req.client_id, request=req, reply=None)
         return 200, server._pack(DUMMY_CB_200)
-    waiter = OneShot()
-    server.emit(event, uid=uid, client_id=req.client_id, request=req, reply=waiter.offer)
-    return 200, server._pack(waiter.wait(server.options.lp_timeout_ms / 1000, on_timeout=TIMEOUT))
+    timeout_s = server.options.lp_timeout_ms / 1000
+    if _can_hand_over(server, environ):
+        waiter = LongPoll()
+        server.emit(event, uid=uid, client_id=req.client_id, request=req, reply=waiter.offer)
+
+        def start(sock: socket.socket, raw_response: RawResponse) -> None:
+            server.loop.add_long_poll(
+                sock,
+                waiter,
+                timeout_s=timeout_s,
+                timeout_value=TIMEOUT,
+                respond=lambda value: raw_response(server._pack(value)),
+                on_done=lambda value, written: None,
+            )
+
+        server_sock, mode = socket_from_environ(environ)
+        assert server_sock is not None
+        return Handover(server_sock, mode, start)
+    if not _hold(server):
+        return 503, _BUSY
+    try:
+        oneshot = OneShot()
+        server.emit(event, uid=uid, client_id=req.client_id, request=req, reply=oneshot.offer)
+        return 200, server._pack(oneshot.wait(timeout_s, on_timeout=TIMEOUT))
+    finally:
+        _release(server)

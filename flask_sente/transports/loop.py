@@ -33,13 +33,15 @@ MAX_WRITE_BUFFER = 8 * 1024 * 1024
 
 
 class _Entry:
-    __slots__ = ("closed", "out", "scheduled", "sock")
+    __slots__ = ("closed", "out", "read_closed", "scheduled", "sock")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.out = bytearray()
         self.scheduled: float | None = None
         self.closed = False
+        #: The client half-closed (it sent all it meant to); it may still read our answer.
+        self.read_closed = False
 
 
 class _WsEntry(_Entry):
@@ -242,8 +244,8 @@ class EventLoop:
                         entry.out += entry.session.receive(data)
                     else:
                         entry.session.peer_gone()
-                elif not data and isinstance(entry, _PollEntry):
-                    entry.poll.offer(CLIENT_GONE)
+                elif not data:
+                    entry.read_closed = True  # an HTTP client may half-close and still read
         self._service(entry, time.monotonic())
 
     def _service(self, entry: _Entry, now: float) -> None:
@@ -290,10 +292,21 @@ class EventLoop:
                 )
                 self._drop(entry, CloseInfo(None, "slow consumer", True))
                 return False
-        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if entry.out else 0)
-        with contextlib.suppress(KeyError, ValueError, OSError):
-            if self._selector.get_key(entry.sock).events != events:
-                self._selector.modify(entry.sock, events, entry)
+        events = (0 if entry.read_closed else selectors.EVENT_READ) | (
+            selectors.EVENT_WRITE if entry.out else 0
+        )
+        with contextlib.suppress(ValueError, OSError):
+            try:
+                current = self._selector.get_key(entry.sock).events
+            except KeyError:
+                current = 0
+            if events != current:
+                if not events:
+                    self._selector.unregister(entry.sock)
+                elif not current:
+                    self._selector.register(entry.sock, events, entry)
+                else:
+                    self._selector.modify(entry.sock, events, entry)
         return True
 
     def _finish(self, entry: _Entry) -> None:

@@ -9,6 +9,7 @@ gevent and for servers whose sockets cannot be taken over).
 
 from __future__ import annotations
 
+import io
 import logging
 import threading
 import time
@@ -99,7 +100,7 @@ class WsSession:
         self._out: deque[str | bytes] = deque()
         self._close_request: tuple[int, str] | None = None
         self._close_deadline: float | None = None
-        self._parts: list[Any] = []
+        self._parts: io.StringIO | io.BytesIO | None = None
         self._size = 0
         self._ping_sent_at: float | None = None
         self.last_activity = time.monotonic()
@@ -161,7 +162,8 @@ class WsSession:
             if not any(isinstance(e, Request) for e in self._ws.events()):
                 return None
             return self._ws.send(AcceptConnection())
-        except (RemoteProtocolError, LocalProtocolError) as exc:
+        except (RemoteProtocolError, LocalProtocolError, ValueError) as exc:
+            # ValueError: wsproto decodes header values as ASCII
             logger.info("WebSocket upgrade refused: %s", exc)
             return None
 
@@ -198,20 +200,22 @@ class WsSession:
                 "closing a WebSocket: message over max_message_size (%d bytes)",
                 self._max_message_size,
             )
-            self._parts, self._size = [], 0
+            self._parts = None
+            self._size = 0
             self.close(MESSAGE_TOO_BIG, "message too big")
             return
         if self._close_request is not None:
             return
-        self._parts.append(event.data)
+        # one growing buffer per message, not one object per fragment: a client sending a
+        # message in thousands of tiny fragments costs what the message costs
+        if self._parts is None:
+            self._parts = io.StringIO() if isinstance(event, TextMessage) else io.BytesIO()
+        self._parts.write(event.data)
         if not event.message_finished:
             return
-        parts, self._parts, self._size = self._parts, [], 0
-        message: Any = (
-            parts[0]
-            if len(parts) == 1
-            else ("".join(parts) if isinstance(event, TextMessage) else b"".join(parts))
-        )
+        message = self._parts.getvalue()
+        self._parts = None
+        self._size = 0
         self.last_activity = time.monotonic()
         self._ping_sent_at = None
         self.on_message(message)

@@ -128,3 +128,52 @@ def test_held_requests_beyond_the_limit_get_503(kind):
         assert third.recv()[0][0] == "chsk/handshake"
         for peer in [*held, third]:
             peer.close()
+
+
+def test_posts_waiting_for_a_reply_hold_no_thread():
+    server = gunicorn_process("gthread", "--threads", "2", env={"SENTE_LP_TIMEOUT_MS": "3000"})
+    try:
+        chsk = server.url + "/chsk"
+        results: list[object] = []
+
+        def waiting_post(i: int) -> None:
+            data = {"client-id": f"p{i}", "ppstr": json.dumps([["test/no-reply", i], "ajax"])}
+            results.append(requests.post(chsk, data=data, timeout=10).json())
+
+        posts = [threading.Thread(target=waiting_post, args=(i,)) for i in range(10)]
+        for t in posts:
+            t.start()
+        # with 2 threads and 10 held POSTs, the server still answers at once
+        for i in range(5):
+            hs = requests.get(chsk, params={"client-id": f"h{i}", "handshake?": "1"}, timeout=2)
+            assert hs.json()[0][0] == "chsk/handshake"
+        for t in posts:
+            t.join(10)
+        assert results == [["chsk/timeout", None]] * 10
+    finally:
+        server.stop()
+
+
+def test_a_message_in_many_tiny_fragments_costs_what_the_message_costs():
+    with running() as server:
+        raw = socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1])))
+        from wsproto import ConnectionType, WSConnection
+        from wsproto.events import AcceptConnection, Request, TextMessage
+
+        ws = WSConnection(ConnectionType.CLIENT)
+        raw.sendall(ws.send(Request(host="x", target="/chsk?client-id=frag&uid=frag")))
+        events: list = []
+        while not any(isinstance(e, AcceptConnection) for e in events):
+            ws.receive_data(raw.recv(65536))
+            events += list(ws.events())
+        text = json.dumps([["test/echo", "ab" * 20000], "frag01"])
+        pieces = [text[i : i + 2] for i in range(0, len(text), 2)]
+        raw.sendall(
+            b"".join(
+                ws.send(TextMessage(p, message_finished=(n == len(pieces) - 1)))
+                for n, p in enumerate(pieces)
+            )
+        )
+        msg = server.recorder.wait_for(lambda m: m.id == "test/echo")
+        assert msg.data == "ab" * 20000
+        raw.close()
