@@ -64,7 +64,9 @@ class ServerProcess:
         url: str | None = None,
     ) -> None:
         self.argv = argv
-        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        # the checkout under test, whatever flask_sente the environment has installed
+        path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path, **(env or {})}
         self.proc = subprocess.Popen(
             argv,
             cwd=ROOT,
