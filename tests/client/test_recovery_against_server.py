@@ -112,6 +112,21 @@ def test_client_side_breaks_lose_nothing(
         assert received_stream(client, 100) == list(range(100))
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_disconnect_and_connect_lose_nothing(
+    served: Served, opened: Callable[..., Client], transport: str
+) -> None:
+    client = opened(transport)
+
+    def cycle() -> None:
+        client.disconnect()
+        client.connect()
+
+    with Pusher(served.push, client, 100, _three_times(cycle)):
+        pass  # read afterwards: reading a disconnected client's ch_recv ends at once
+    assert received_stream(client, 100) == list(range(100))
+
+
 def test_silent_websocket_breaks_lose_nothing(
     served: Served, opened: Callable[..., Client]
 ) -> None:
