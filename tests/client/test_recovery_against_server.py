@@ -9,6 +9,7 @@ exactly once, in order (see :class:`~tests.client.helpers.Pusher`).
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -173,3 +174,24 @@ def test_a_lost_first_answer_is_sent_again(
     client = opened("ajax")
     with Pusher(served.push, client, 10, {0: lose_next}):
         assert received_stream(client, 10, timeout=5) == list(range(10))
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_backlog_overflow_is_a_logged_gap(
+    serve: Callable[..., Served],
+    make_opened: Callable[..., Client],
+    transport: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    served = serve(recovery_backlog=10)
+    client = make_opened(served, transport)
+    with Pusher(served.push, client, 2):
+        assert received_stream(client, 2) == [0, 1]
+    client.disconnect()
+    for i in range(2, 32):
+        served.push(["test/n", i])
+    client.connect()
+    with caplog.at_level(logging.WARNING, "flask_sente.client.recovery"):
+        served.push(["test/end"])
+        assert received_stream(client, 32) == list(range(23, 32))
+    assert "pushes 4 to 24 never arrived" in caplog.text
