@@ -1,13 +1,16 @@
 """``examples/nginx/flask_sente.conf`` in front of gunicorn: WebSocket upgrades and long-polls pass.
 
-The site file runs as shipped, inside a minimal main configuration, with only its two
-addresses changed: nginx listens on a free port of 127.0.0.1, and the upstream is the
-gunicorn started here (``examples/gunicorn_gthread.conf.py``).
+The site file runs as shipped, inside a minimal main configuration, with only its addresses
+changed: nginx listens on a free port of 127.0.0.1, and the upstream is what is started here:
+one gunicorn (``examples/gunicorn_gthread.conf.py``), or two sharing one redis-server
+(``SENTE_MESSAGE_QUEUE``; the ``redis_url`` fixture of ``tests/bus/conftest.py``), between
+which nginx sends each request in turn.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import socket
 import subprocess
@@ -53,13 +56,14 @@ def accepts(port: int) -> bool:
 
 
 @contextlib.contextmanager
-def nginx_in_front_of(upstream: str, tmp: Path) -> Iterator[str]:
+def nginx_in_front_of(upstreams: list[str], tmp: Path) -> Iterator[str]:
     if not Path(NGINX).exists():
         pytest.fail("nginx is missing: apt-get install nginx (.ci/run installs it)")
     port = free_port()
     site = SITE.read_text(encoding="utf-8")
-    assert "server 127.0.0.1:8000;" in site and "listen 80;" in site
-    site = site.replace("server 127.0.0.1:8000;", f"server {upstream};")
+    shipped = "    server 127.0.0.1:8000;\n    server 127.0.0.1:8001;\n"
+    assert shipped in site and "listen 80;" in site
+    site = site.replace(shipped, "".join(f"    server {u};\n" for u in upstreams))
     site = site.replace("listen 80;", f"listen 127.0.0.1:{port};")
     (tmp / "site.conf").write_text(site, encoding="utf-8")
     (tmp / "nginx.conf").write_text(MAIN.format(tmp=tmp), encoding="utf-8")
@@ -78,9 +82,8 @@ def nginx_in_front_of(upstream: str, tmp: Path) -> Iterator[str]:
         proc.wait(10)
 
 
-@pytest.fixture
-def proxied(tmp_path: Path) -> Iterator[str]:
-    gunicorn = ServerProcess(
+def gunicorn(env: dict[str, str]) -> ServerProcess:
+    return ServerProcess(
         [
             sys.executable,
             "-m",
@@ -92,13 +95,28 @@ def proxied(tmp_path: Path) -> Iterator[str]:
             "examples.conformance:create_app()",
         ],
         ready=GUNICORN_READY,
-        env={"SENTE_LP_TIMEOUT_MS": "1500"},
+        env={"SENTE_LP_TIMEOUT_MS": "1500", **env},
     )
-    try:
-        with nginx_in_front_of(gunicorn.url.removeprefix("http://"), tmp_path) as url:
-            yield url
-    finally:
-        gunicorn.stop()
+
+
+def started(stack: contextlib.ExitStack, count: int, env: dict[str, str]) -> list[str]:
+    """``count`` gunicorns, stopped with ``stack``; their host:port for the upstream."""
+    upstreams = []
+    for _ in range(count):
+        server = gunicorn(env)
+        stack.callback(server.stop)
+        upstreams.append(server.url.removeprefix("http://"))
+    return upstreams
+
+
+@pytest.fixture(params=["one gunicorn", "two gunicorns, one Redis"])
+def proxied(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with contextlib.ExitStack() as stack:
+        env = {}
+        if request.param != "one gunicorn":
+            env["SENTE_MESSAGE_QUEUE"] = request.getfixturevalue("redis_url")
+        upstreams = started(stack, 1 if request.param == "one gunicorn" else 2, env)
+        yield stack.enter_context(nginx_in_front_of(upstreams, tmp_path))
 
 
 @pytest.mark.parametrize("transport", ["ws", "ajax"])
@@ -122,3 +140,25 @@ def test_an_empty_long_poll_ends_with_chsk_timeout_through_nginx(proxied: str) -
     assert handshake.json()[0][0] == "chsk/handshake"
     poll = requests.get(proxied + "/chsk", params=params, timeout=10)
     assert (poll.status_code, poll.json()) == (200, ["chsk/timeout", None])
+
+
+def test_two_gunicorns_behind_nginx_take_turns_and_every_push_arrives_once_in_order(
+    redis_url: str, tmp_path: Path
+) -> None:
+    env = {"SENTE_MESSAGE_QUEUE": redis_url}
+    with contextlib.ExitStack() as stack:
+        upstreams = started(stack, 2, env)
+        with nginx_in_front_of(upstreams, tmp_path) as proxied:
+            # round robin, no stickiness: consecutive requests reach both processes
+            workers = {requests.get(proxied + "/health", timeout=5).json()["worker"] for _ in "ab"}
+            assert len(workers) == 2
+            with Client(proxied + "/chsk", type="ajax", params={"uid": "roamer"}) as chsk:
+                for n in range(20):
+                    requests.get(proxied + "/push", params={"uid": "roamer", "data": n}, timeout=5)
+                got = []
+                while len(got) < 20:
+                    msg = chsk.next_event(timeout=10)
+                    assert msg is not None, got
+                    if msg.id == "test/oob-push":
+                        got.append(json.loads(msg.data))
+                assert got == list(range(20))
