@@ -12,9 +12,12 @@ Do not set ``preload_app``: the app would then be imported before the patching.
 
 bind = "127.0.0.1:8000"
 
-# One worker per app for now: connections, presence and pushes live in the process that
-# holds them, so a second worker would not see the first one's clients.
+# Without a message queue, one worker per app: its clients' mailboxes and presence live in
+# its memory, and a second worker would not see them. With one (SENTE_MESSAGE_QUEUE =
+# "redis://..."), raise this to about the number of cores; reuse_port lets the kernel spread
+# connections over the workers. No sticky sessions are needed.
 workers = 1
+reuse_port = False
 worker_class = "gevent"
 # Open WebSockets, waiting long-polls and ordinary requests, all together.
 worker_connections = 10000

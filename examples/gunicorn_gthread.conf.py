@@ -13,9 +13,12 @@ it so the next connection gets a 503 instead of waiting for a thread that never 
 
 bind = "127.0.0.1:8000"
 
-# One worker per app for now: connections, presence and pushes live in the process that
-# holds them, so a second worker would not see the first one's clients.
+# Without a message queue, one worker per app: its clients' mailboxes and presence live in
+# its memory, and a second worker would not see them. With one (SENTE_MESSAGE_QUEUE =
+# "redis://..."), raise this to about the number of cores; reuse_port lets the kernel spread
+# connections over the workers. No sticky sessions are needed.
 workers = 1
+reuse_port = False
 worker_class = "gthread"
 threads = 32
 
