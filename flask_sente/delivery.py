@@ -25,8 +25,8 @@ logger = logging.getLogger("flask_sente.delivery")
 #: ``pack_batch(events, tag)``: the packed push message; ``tag`` is ``"<epoch>:<n>"`` for
 #: clients that report what they saw, else None.
 PackBatch = Callable[[list[Any], str | None], str | bytes]
-#: ``send(packed, last_seq) -> bool``: hand a packed batch to a connection.
-SendPacked = Callable[[str | bytes, int], bool]
+#: ``send(packed, last_seq, events) -> bool``: hand a packed batch to a connection.
+SendPacked = Callable[[str | bytes, int, list[Any]], bool]
 
 
 @dataclass(eq=False)
@@ -86,7 +86,7 @@ class Delivery:
         directly, unnumbered (no recovery for it), and count it lost for the others."""
         outlets = [o for o in self._outlets.get(uid, {}).values() if not o.refused]
         for outlet in outlets:
-            outlet.send(self._pack_batch([event], None), outlet.sent_seq)
+            outlet.send(self._pack_batch([event], None), outlet.sent_seq, [event])
         if not outlets:
             self._lost(uid, [event], "the message broker is unreachable")
         return bool(outlets)
@@ -131,11 +131,9 @@ class Delivery:
             self._flush(outlet)
         return outlet, previous
 
-    def close(self, outlet: Outlet, *, sent_up_to: int | None = None) -> None:
-        """The outlet's connection ended; ``sent_up_to`` confirms a written Ajax answer."""
+    def close(self, outlet: Outlet) -> None:
+        """The outlet's connection ended."""
         with self.lock:
-            if sent_up_to is not None:
-                self.bus.delivered(outlet.uid, outlet.client_id, sent_up_to)
             by_client = self._outlets.get(outlet.uid, {})
             if by_client.get(outlet.client_id) is outlet:
                 del by_client[outlet.client_id]
@@ -177,9 +175,11 @@ class Delivery:
                 first - outlet.sent_seq - 1,
             )
         tag = f"{epoch}:{last}" if outlet.reporting else None
-        if outlet.send(self._pack_batch([e for _, e in pending], tag), last):
+        events = [e for _, e in pending]
+        if outlet.send(self._pack_batch(events, tag), last, events):
+            # delivered as soon as handed over: a client polls again only once it has the
+            # answer, possibly on another worker, and must not be sent it twice
             outlet.sent_seq = last
-            if outlet.kind == "ws":
-                self.bus.delivered(outlet.uid, outlet.client_id, last)
+            self.bus.delivered(outlet.uid, outlet.client_id, last)
         else:
             outlet.refused = True  # the events stay in the mailbox for the next connection

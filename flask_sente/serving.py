@@ -72,6 +72,7 @@ class PollBatch:
 
     packed: str | bytes
     last: int
+    events: list[Any]
 
 
 # ---------------------------------------------------------------------------- shared
@@ -166,7 +167,7 @@ def serve_websocket(
             uid,
             client_id,
             "ws",
-            lambda packed, last: session.deliver(packed),
+            lambda packed, last, events: session.deliver(packed),
             last_seq=req.param(LAST_SEQ_PARAM),
         )
 
@@ -261,13 +262,15 @@ def ajax_get(
         uid,
         client_id,
         "ajax",
-        lambda packed, last: poll.offer(PollBatch(packed, last)),
+        lambda packed, last, events: poll.offer(PollBatch(packed, last, events)),
         last_seq=req.param(LAST_SEQ_PARAM),
     )
 
     def done(value: Any, written: bool) -> None:
-        sent_up_to = value.last if written and isinstance(value, PollBatch) else None
-        server.delivery.close(outlet, sent_up_to=sent_up_to)
+        server.delivery.close(outlet)
+        if not written and isinstance(value, PollBatch) and not outlet.reporting:
+            # a reporting client gets these again from its mailbox; a Sente client cannot
+            server._undeliverable(uid, value.events, f"client {client_id} left before its answer")
         server.registry.disconnect(slot, conn_id)
 
     timeout_s = server.options.lp_timeout_ms / 1000

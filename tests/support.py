@@ -6,15 +6,19 @@ import contextlib
 import os
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+import redis
 from werkzeug.serving import make_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -160,3 +164,66 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+class RedisServer:
+    """redis-server in a subprocess; ``restart()`` keeps its port (and loses its data)."""
+
+    def __init__(self) -> None:
+        if shutil.which("redis-server") is None:
+            pytest.fail("redis-server is not installed (.ci/run installs it with apt-get)")
+        self.dir = tempfile.mkdtemp(prefix="sente-redis-")
+        self.proc: subprocess.Popen[bytes] | None = None
+        for _ in range(3):  # a free port may be taken before redis-server binds it
+            self.port = free_port()
+            self.url = f"redis://127.0.0.1:{self.port}/0"
+            try:
+                self.start()
+                return
+            except RuntimeError:
+                continue
+        raise RuntimeError("redis-server would not start on a free port")
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.dir,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+
+        def pong() -> bool:
+            if self.proc is None or self.proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited (port {self.port} taken?)")
+            try:
+                return bool(client.ping())
+            except redis.RedisError:
+                return False
+
+        wait_until(pong, timeout=10, interval=0.05)
+        client.close()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, decode_responses=True)
