@@ -41,7 +41,10 @@ def test_a_login_through_a_normal_route_carries_over(no_thread_leaks, app):
     web.post("/login")
     with sente.test_client(web, csrf_token="tok") as chsk:
         assert chsk.uid == "alice"
-        assert chsk.request(["chat/send", {"text": "hi"}], timeout=5) == {"ok": True, "uid": "alice"}
+        assert chsk.request(["chat/send", {"text": "hi"}], timeout=5) == {
+            "ok": True,
+            "uid": "alice",
+        }
         pushed = chsk.next_event(timeout=5)
         assert (pushed.id, pushed.data) == ("chat/msg", {"from": "alice", "text": "hi"})
         assert [e.id for e in chsk.received()] == ["chat/msg"]
