@@ -104,6 +104,32 @@ def _release(server: ChannelServer) -> None:
         server.held -= 1
 
 
+def _held_by_loop(
+    server: ChannelServer,
+    environ: dict[str, Any],
+    waiting: LongPoll,
+    body: Callable[[Any], str | bytes],
+    *,
+    on_done: Callable[[Any, bool], None] = lambda value, written: None,
+) -> Handover:
+    """Hand a request waiting for a value (a long-poll, a POST's reply) to the event loop,
+    which answers ``body(value)``, or ``chsk/timeout`` after ``lp_timeout_ms``."""
+
+    def start(sock: socket.socket, raw_response: RawResponse) -> None:
+        server.loop.add_long_poll(
+            sock,
+            waiting,
+            timeout_s=server.options.lp_timeout_ms / 1000,
+            timeout_value=TIMEOUT,
+            respond=lambda value: raw_response(body(value)),
+            on_done=on_done,
+        )
+
+    server_sock, mode = socket_from_environ(environ)
+    assert server_sock is not None
+    return Handover(server_sock, mode, start)
+
+
 def _too_many(server: ChannelServer, uid: Any, client_id: str) -> Answer | None:
     limit = server.options.max_connections_per_uid
     if limit is None or server.registry.live_connections(uid, other_than=client_id) < limit:
@@ -275,20 +301,9 @@ def ajax_get(
 
     timeout_s = server.options.lp_timeout_ms / 1000
     if not held_here and not poll.done:
-
-        def start(sock: socket.socket, raw_response: RawResponse) -> None:
-            server.loop.add_long_poll(
-                sock,
-                poll,
-                timeout_s=timeout_s,
-                timeout_value=TIMEOUT,
-                respond=lambda value: raw_response(_poll_body(server, value)),
-                on_done=done,
-            )
-
-        server_sock, mode = socket_from_environ(environ)
-        assert server_sock is not None
-        return Handover(server_sock, mode, start)
+        return _held_by_loop(
+            server, environ, poll, lambda value: _poll_body(server, value), on_done=done
+        )
     try:
         result = poll.wait(timeout_s, on_timeout=TIMEOUT)
         done(result, True)
@@ -330,20 +345,7 @@ def ajax_post(
     if _can_hand_over(server, environ):
         waiter = LongPoll()
         server.emit(event, uid=uid, client_id=req.client_id, request=req, reply=waiter.offer)
-
-        def start(sock: socket.socket, raw_response: RawResponse) -> None:
-            server.loop.add_long_poll(
-                sock,
-                waiter,
-                timeout_s=timeout_s,
-                timeout_value=TIMEOUT,
-                respond=lambda value: raw_response(server._pack(value)),
-                on_done=lambda value, written: None,
-            )
-
-        server_sock, mode = socket_from_environ(environ)
-        assert server_sock is not None
-        return Handover(server_sock, mode, start)
+        return _held_by_loop(server, environ, waiter, server._pack)
     if not _hold(server):
         return 503, _BUSY
     try:

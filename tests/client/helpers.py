@@ -17,21 +17,10 @@ from typing import Any
 
 from flask_sente.client import Client, ClientEventMsg
 from flask_sente.client.recovery import parse_seq
+from tests.support import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT_THREAD_PREFIX = "flask_sente.client"
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
-    """Poll ``predicate`` with a deadline; fail with the predicate's name when it never holds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"not true within {timeout} s: {predicate}")
-        threading.Event().wait(0.01)
 
 
 def next_matching(

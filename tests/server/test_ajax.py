@@ -5,22 +5,9 @@ from __future__ import annotations
 import threading
 import time
 
-import pytest
 import requests
 
 from tests.server.harness import AjaxPeer, running
-
-
-@pytest.fixture
-def server():
-    with running() as s:
-        yield s
-
-
-@pytest.fixture
-def edn_server():
-    with running(packer="edn") as s:
-        yield s
 
 
 def test_handshake_get_answers_at_once(edn_server):

@@ -4,22 +4,8 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 from flask_sente.protocol import Keyword
 from tests.server.harness import WsPeer, running
-
-
-@pytest.fixture
-def server():
-    with running() as s:
-        yield s
-
-
-@pytest.fixture
-def edn_server():
-    with running(packer="edn") as s:
-        yield s
 
 
 def test_handshake_is_the_first_frame_exactly_as_sente_writes_it(edn_server):
