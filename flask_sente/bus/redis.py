@@ -38,6 +38,7 @@ import redis
 from ..errors import ConfigError
 from ..mailbox import Lost, start_position
 from . import BusListener, ConnectedUids
+from .redis_scripts import CLOSE, DELIVERED, ENSURE, OPEN, PUSH
 
 logger = logging.getLogger("flask_sente.bus.redis")
 
@@ -46,65 +47,6 @@ ALIVE_TTL_S = 10.0
 REAP_EVERY_S = 5.0
 #: How long a dead worker's uids stay "connected", at most.
 DEAD_WORKER_BOUND_S = ALIVE_TTL_S + REAP_EVERY_S
-
-_PUSH = """
-local cids = redis.call('SMEMBERS', KEYS[1])
-local n = 0
-for _, cid in ipairs(cids) do
-  local mb = ARGV[1] .. 'mb:' .. ARGV[2] .. ':' .. cid
-  if redis.call('EXISTS', mb) == 1 then
-    local seq = redis.call('HINCRBY', mb, 'seq', 1)
-    local log = ARGV[1] .. 'log:' .. ARGV[2] .. ':' .. cid
-    redis.call('XADD', log, 'MAXLEN', ARGV[4], seq .. '-1', 'e', ARGV[3])
-    redis.call('PEXPIRE', log, ARGV[5])
-    n = n + 1
-  else
-    redis.call('SREM', KEYS[1], cid)
-  end
-end
-if n > 0 then redis.call('PUBLISH', ARGV[1] .. 'events', 'push ' .. ARGV[6] .. ' ' .. ARGV[2]) end
-return n
-"""
-
-_ENSURE = """
-redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1])
-redis.call('HSETNX', KEYS[1], 'seq', 0)
-redis.call('HSETNX', KEYS[1], 'delivered', 0)
-redis.call('SADD', KEYS[2], ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
-redis.call('PEXPIRE', KEYS[3], ARGV[3])
-return 1
-"""
-
-_DELIVERED = """
-local d = tonumber(redis.call('HGET', KEYS[1], 'delivered') or '0')
-if tonumber(ARGV[1]) > d then redis.call('HSET', KEYS[1], 'delivered', ARGV[1]) end
-return 1
-"""
-
-_OPEN = """
-if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then
-  redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
-  local any = redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
-  redis.call('PUBLISH', ARGV[2], 'presence ' .. ARGV[3] .. ' -')
-  if any == 1 then return 1 end
-end
-return 0
-"""
-
-_CLOSE = """
-if redis.call('SREM', KEYS[1], ARGV[1]) == 1 then
-  if redis.call('HINCRBY', KEYS[2], ARGV[1], -1) <= 0 then redis.call('HDEL', KEYS[2], ARGV[1]) end
-  local any = redis.call('HINCRBY', KEYS[3], ARGV[1], -1)
-  redis.call('PUBLISH', ARGV[2], 'presence ' .. ARGV[3] .. ' -')
-  if any <= 0 then
-    redis.call('HDEL', KEYS[3], ARGV[1])
-    return 1
-  end
-end
-return 0
-"""
 
 
 def _uid_key(uid: Any) -> str:
@@ -148,11 +90,11 @@ class RedisBus:
             decode_responses=True,
         )
         self._redis = redis.Redis(connection_pool=pool)
-        self._push = self._redis.register_script(_PUSH)
-        self._ensure = self._redis.register_script(_ENSURE)
-        self._delivered = self._redis.register_script(_DELIVERED)
-        self._open = self._redis.register_script(_OPEN)
-        self._close = self._redis.register_script(_CLOSE)
+        self._push = self._redis.register_script(PUSH)
+        self._ensure = self._redis.register_script(ENSURE)
+        self._delivered = self._redis.register_script(DELIVERED)
+        self._open = self._redis.register_script(OPEN)
+        self._close = self._redis.register_script(CLOSE)
         self._lock = threading.Lock()
         self._attached: dict[tuple[str, str], int] = {}
         self._local_open: dict[str, set[Any]] = {"ws": set(), "ajax": set()}
