@@ -46,11 +46,11 @@ def main(argv: list[str] | None = None) -> int:
         event = json.loads(args.event)
         with Emitter(args.url, channel=args.channel, packer=args.packer) as emitter:
             pushed = emitter.send(uid, event)
-    except (ValueError, SenteError) as exc:  # bad JSON, an invalid event, a binary packer
-        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
     except ConnectionError as exc:  # Redis is not reachable
         print(f"cannot reach Redis at {args.url}: {exc}", file=sys.stderr)
+        return 1
+    except (ValueError, SenteError) as exc:  # bad JSON, an invalid event, a binary packer
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     return 0 if pushed else 2
 

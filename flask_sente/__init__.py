@@ -12,6 +12,7 @@ sente_version = (1, 22, 0)
 from typing import TYPE_CHECKING  # noqa: E402
 
 from .errors import (  # noqa: E402
+    BrokerUnavailable,
     ChannelClosed,
     ConfigError,
     InvalidEvent,
@@ -65,6 +66,7 @@ def set_min_log_level(level: int | str) -> None:
 
 
 __all__ = [
+    "BrokerUnavailable",
     "ChannelClosed",
     "ConfigError",
     "EdnPacker",

@@ -70,14 +70,15 @@ class Delivery:
 
     def push(self, uid: Any, event: list[Any], *, flush: bool = False) -> bool:
         """Queue ``event`` for every client of ``uid``; False when ``uid`` has none."""
-        with self.lock:
-            try:
-                reached = self.bus.push(uid, event)
-            except ConnectionError:
+        try:
+            reached = self.bus.push(uid, event)  # outside the lock: it may be a round trip
+        except ConnectionError:
+            with self.lock:
                 return self._push_locally(uid, event)
-            if not reached:
-                self._lost(uid, [event], "the uid has no connection")
-                return False
+        if not reached:
+            self._lost(uid, [event], "the uid has no connection")
+            return False
+        with self.lock:
             self._wake_outlets(uid, flush=flush)
         return True
 

@@ -9,6 +9,7 @@ either the flask_sente class or the builtin they already know::
      +-- UnpackError         (also ValueError)  a package cannot be read; carries the raw package
      +-- ConfigError         (also ValueError)  an option or SENTE_* key has a bad value
      +-- ChannelClosed       (also ConnectionError)  the channel socket is not open
+     +-- BrokerUnavailable   (also ConnectionError)  the message broker (Redis) is unreachable
      +-- ReplyError          the peer's side failed to produce a reply (chsk/error)
      +-- ReplyTimeout        (also TimeoutError)  no reply within the timeout (chsk/timeout)
 """
@@ -56,6 +57,10 @@ class ConfigError(SenteError, ValueError):
 
 class ChannelClosed(SenteError, ConnectionError):
     """The channel socket is not open (the ``chsk/closed`` callback value)."""
+
+
+class BrokerUnavailable(SenteError, ConnectionError):
+    """The message broker (Redis) cannot be reached; it is retried with backoff."""
 
 
 class ReplyError(SenteError):

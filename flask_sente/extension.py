@@ -154,7 +154,7 @@ class Sente:
         blueprint.add_url_rule(options.path, "chsk", view, methods=["GET", "POST"])
         blueprint.add_url_rule(options.path, "chsk_ws", view, methods=["GET"], websocket=True)
         if options.health_path is not None:
-            blueprint.add_url_rule(options.health_path, "health", lambda: server.health())
+            blueprint.add_url_rule(options.health_path, "health", lambda: _health(server))
         app.register_blueprint(blueprint)
         app.jinja_env.globals["sente_js_url"] = sente_js_url
         atexit.register(server.close)
@@ -361,6 +361,12 @@ def _answer(answer: tuple[int, str | bytes], server: ChannelServer) -> Response:
     status, body = answer
     mimetype = "application/octet-stream" if isinstance(body, bytes) else None
     return Response(body, status, content_type=_TEXT if mimetype is None else mimetype)
+
+
+def _health(server: ChannelServer) -> tuple[dict[str, Any], int]:
+    """The health view: 503 when the broker is unreachable, so load balancers can act."""
+    health = server.health()
+    return health, 200 if health.get("ok") else 503
 
 
 def sente_js_url() -> str:

@@ -17,8 +17,8 @@ appear in the cluster, and uidport-close on the one whose close made it disappea
 worker that dies stops refreshing ``alive:W``; within ``DEAD_WORKER_BOUND_S`` another
 worker removes its uids (firing uidport-close where that empties them).
 
-Redis connections per worker are bounded: one pool of at most ``max_connections`` for
-commands, and one for the subscription, however many connections the worker holds. When
+Redis connections per worker are bounded: one pool of at most ``max_connections`` (16),
+the subscription included, however many client connections the worker holds. When
 Redis is unreachable the worker keeps serving its own clients (pushes go straight to its
 local connections, without recovery), logs it, and reconnects with backoff.
 """
@@ -35,7 +35,7 @@ from typing import Any
 
 import redis
 
-from ..errors import ConfigError
+from ..errors import BrokerUnavailable, ConfigError
 from ..mailbox import Lost, start_position
 from . import BusListener, ConnectedUids
 from .redis_scripts import CLOSE, DELIVERED, ENSURE, OPEN, PUSH
@@ -119,7 +119,7 @@ class RedisBus:
 
     def _down(self, what: str, exc: Exception) -> None:
         if self.up or self.last_error is None:
-            logger.warning("Redis unreachable (%s): %s; serving local clients only", what, exc)
+            logger.warning("Redis unreachable (%s): %s; retrying with backoff", what, exc)
         self.up = False
         self.last_error = f"{what}: {exc}"
 
@@ -410,7 +410,3 @@ class RedisBus:
             if listener is not None:
                 for uid in emptied:
                     listener.uid_closed_elsewhere(uid)
-
-
-class BrokerUnavailable(ConnectionError):
-    """Redis could not be reached for an operation that needs it."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -38,6 +39,8 @@ def make(request) -> Iterator:
     made: list[Bus] = []
     lost: list = []
 
+    channel = f"contract-{uuid.uuid4().hex[:8]}"  # no state from another test can leak in
+
     def factory(**overrides) -> Bus:
         url = request.getfixturevalue("redis_url") if request.param == "redis" else None
         options = {"backlog": 100, "window_s": 30.0, **overrides}
@@ -46,6 +49,7 @@ def make(request) -> Iterator:
             scheduler=scheduler,
             lost=lambda uid, events, why: lost.append((uid, events, why)),
             packer=get_packer("json"),
+            channel=channel,
             **options,
         )
         made.append(bus)
