@@ -76,6 +76,26 @@ class _PollEntry(_Entry):
         self.responded = False
 
 
+def _nothing(*args: Any) -> None:
+    return None
+
+
+def _break_cycles(entry: _Entry) -> None:
+    """Drop the callbacks that tie a finished connection to its entry and its server.
+
+    Without this every closed connection is a reference cycle that only the garbage
+    collector frees, and with thousands of connections its full passes stall the loop.
+    """
+    if isinstance(entry, _WsEntry):
+        entry.session.wake = _nothing
+        entry.session.on_message = _nothing
+        entry.on_closed = _nothing
+    elif isinstance(entry, _PollEntry):
+        entry.poll.notify = _nothing
+        entry.respond = _nothing  # type: ignore[assignment]
+        entry.on_done = _nothing
+
+
 class EventLoop:
     """Many sockets, one thread. ``add_*`` may be called from any thread."""
 
@@ -333,3 +353,4 @@ class EventLoop:
                 entry.on_done(entry.poll.value, written and entry.poll.value is not CLIENT_GONE)
         except Exception:
             logger.exception("a connection close callback failed")
+        _break_cycles(entry)
