@@ -51,7 +51,12 @@ class EventMsg:
     request: RequestSnapshot | None
     reply: Callable[[Any], bool] | None
     send: Callable[..., None]
-    connected_uids: Mapping[str, frozenset[Any]] | None = None
+    get_connected_uids: Callable[[], Mapping[str, frozenset[Any]]] | None = None
+
+    @property
+    def connected_uids(self) -> Mapping[str, frozenset[Any]] | None:
+        """Sente's ``:connected-uids``: a snapshot, taken when read (not for every event)."""
+        return None if self.get_connected_uids is None else self.get_connected_uids()
 
     @property
     def id(self) -> str:

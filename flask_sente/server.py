@@ -203,7 +203,7 @@ class ChannelServer:
                 request=request,
                 reply=reply,
                 send=self.send,
-                connected_uids=self.registry.connected_uids(),
+                get_connected_uids=self.registry.connected_uids,
             )
         )
 

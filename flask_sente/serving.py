@@ -47,6 +47,7 @@ RawResponse = Callable[[str | bytes], bytes]
 
 LAST_SEQ_PARAM = "fs-last-seq"
 _BINARY_FLAGS = ("true", "1")
+_QUICK_REPLY_S = 0.05
 _BUSY = "server busy: every thread that may hold a connection is in use; retry shortly"
 
 
@@ -345,6 +346,10 @@ def ajax_post(
     if _can_hand_over(server, environ):
         waiter = LongPoll()
         server.emit(event, uid=uid, client_id=req.client_id, request=req, reply=waiter.offer)
+        # most handlers reply at once: answer on this thread and keep the HTTP connection;
+        # only a slow reply moves to the loop (which closes the connection after it)
+        if waiter.settled_within(_QUICK_REPLY_S):
+            return 200, server._pack(waiter.value)
         return _held_by_loop(server, environ, waiter, server._pack)
     if not _hold(server):
         return 503, _BUSY

@@ -44,6 +44,10 @@ class OneShot:
         self.offer(on_timeout)
         return self._value
 
+    def settled_within(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for the value without giving one up."""
+        return self._done.wait(timeout_s)
+
     @property
     def done(self) -> bool:
         return self._value is not _PENDING
