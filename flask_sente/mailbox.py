@@ -125,12 +125,6 @@ class MailRoom:
     def of(self, uid: Any) -> list[Mailbox]:
         return list(self._by_uid.get(uid, {}).values())
 
-    def has(self, uid: Any) -> bool:
-        return uid in self._by_uid
-
-    def all(self) -> list[Mailbox]:
-        return [box for by_client in self._by_uid.values() for box in by_client.values()]
-
     def push(self, box: Mailbox, event: Any, now: float) -> int:
         return box.append(
             event, now, max_events=self.max_events, max_age_s=self.window_s, lost=self._lost

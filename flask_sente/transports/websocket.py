@@ -145,14 +145,6 @@ class WsSession:
             self._close_request = (code, reason)
         self.wake()
 
-    @property
-    def is_open(self) -> bool:
-        return self.close_info is None and self._close_request is None
-
-    @property
-    def queued(self) -> int:
-        return len(self._out)
-
     # ------------------------------------------------------------------ the driver
 
     def accept(self, environ: dict[str, Any]) -> bytes | None:
