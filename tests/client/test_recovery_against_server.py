@@ -190,8 +190,8 @@ def test_a_backlog_overflow_is_a_logged_gap(
     client.disconnect()
     for i in range(2, 32):
         served.push(["test/n", i])
-    client.connect()
+    served.push(["test/end"])  # before the reconnect: the backlog is then 23..31 and the end
     with caplog.at_level(logging.WARNING, "flask_sente.client.recovery"):
-        served.push(["test/end"])
+        client.connect()
         assert received_stream(client, 32) == list(range(23, 32))
     assert "pushes 4 to 24 never arrived" in caplog.text
