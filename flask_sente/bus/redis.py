@@ -316,11 +316,13 @@ class RedisBus:
             try:
                 pubsub.subscribe(self._events_channel)
                 if not self.up:
+                    self.up = True
                     if self.last_error is not None:
+                        # only after an outage: re-registering on the first subscription
+                        # would race the worker's own first presence calls
                         self.reconnects += 1
                         logger.warning("Redis reachable again; resubscribed")
-                    self.up = True
-                    self._resync()
+                        self._resync()
                 backoff = 0.1
                 while not self._stop.is_set():
                     message = pubsub.get_message(timeout=1.0)
