@@ -19,6 +19,7 @@ import contextlib
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -411,21 +412,30 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._edn(body)
 
-    def _long_poll(self, uid: str) -> str | None:
+    def _wait_for(self, uid: str, ready: Callable[[], bool]) -> str | bool | None:
+        """Wait, holding ``sente.cond``, until ``ready()`` or a hand-made answer: True when
+        ready, else the wire to answer (timeout, the hand-made answer), or None on stop."""
         sente = self.sente
         deadline = time.monotonic() + sente.lp_timeout
-        with sente.cond:
-            while not (sente.ajax_pending.get(uid) or sente.raw_answers.get(uid)):
-                left = deadline - time.monotonic()
-                if sente.stopping:
-                    break
-                if left <= 0:
-                    return wire(TIMEOUT)
-                sente.cond.wait(left)
+        while not (ready() or sente.raw_answers.get(uid)):
+            left = deadline - time.monotonic()
             if sente.stopping:
-                return None
-            if sente.raw_answers.get(uid):
-                return sente.raw_answers[uid].pop(0)
+                break
+            if left <= 0:
+                return wire(TIMEOUT)
+            sente.cond.wait(left)
+        if sente.stopping:
+            return None
+        if sente.raw_answers.get(uid):
+            return sente.raw_answers[uid].pop(0)
+        return True
+
+    def _long_poll(self, uid: str) -> str | None:
+        sente = self.sente
+        with sente.cond:
+            waited = self._wait_for(uid, lambda: bool(sente.ajax_pending.get(uid)))
+            if waited is not True:
+                return waited if isinstance(waited, str) else None
         time.sleep(0.1)  # send-buf-ms-ajax
         with sente.cond:
             events = sente.ajax_pending.pop(uid, [])
@@ -435,20 +445,11 @@ class _Handler(BaseHTTPRequestHandler):
         """A reporting long-poll: what the mailbox holds after the report, at once or when
         it comes; None when the server stops or the answer is to be lost in transit."""
         sente = self.sente
-        deadline = time.monotonic() + sente.lp_timeout
         with sente.cond:
             start = sente._start_seq(uid, reported)
-            while len(sente.mailbox.get(uid, [])) <= start and not sente.raw_answers.get(uid):
-                left = deadline - time.monotonic()
-                if sente.stopping:
-                    break
-                if left <= 0:
-                    return wire(TIMEOUT)
-                sente.cond.wait(left)
-            if sente.stopping:
-                return None
-            if sente.raw_answers.get(uid):
-                return sente.raw_answers[uid].pop(0)
+            waited = self._wait_for(uid, lambda: len(sente.mailbox.get(uid, [])) > start)
+            if waited is not True:
+                return waited if isinstance(waited, str) else None
             box = sente.mailbox[uid]
             sente.delivered[uid] = max(sente.delivered.get(uid, 0), len(box))
             if sente.drop_answers > 0:
