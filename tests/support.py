@@ -22,7 +22,8 @@ import redis
 from werkzeug.serving import make_server
 
 ROOT = Path(__file__).resolve().parents[1]
-PROTOCOL_DIR = ROOT.parent / "shared" / "protocol"
+# Copies of the protocol reference (vectors, captured traffic, transcripts): a clone tests itself.
+PROTOCOL_DIR = ROOT / "tests" / "fixtures" / "protocol"
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.01) -> Any:

@@ -27,8 +27,9 @@ from flask_sente.errors import ConfigError, PackError, UnpackError
 from flask_sente.msgpack import dumps, loads
 from flask_sente.packers import MsgpackPacker, get_packer
 from flask_sente.protocol import Keyword
+from tests.support import PROTOCOL_DIR
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "protocol" / "vectors.json"
+VECTORS = PROTOCOL_DIR / "vectors.json"
 K = Keyword
 
 

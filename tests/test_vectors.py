@@ -1,4 +1,4 @@
-"""The golden wire strings of ``../shared/protocol``, read and written back byte for byte.
+"""The golden wire strings of ``tests/fixtures/protocol``, read and written back byte for byte.
 
 ``vectors.json`` gives edn wire strings with what each means; ``captured-sente-1.22.txt`` is
 real traffic between a Sente 1.22 server and real JVM and ClojureScript clients. Every edn
@@ -14,7 +14,6 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs
 
@@ -35,8 +34,8 @@ from flask_sente.protocol import (
     Keyword,
     MessageKind,
 )
+from tests.support import PROTOCOL_DIR
 
-PROTOCOL_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "protocol"
 EDN = EdnPacker()
 K = Keyword
 
@@ -45,7 +44,7 @@ def _read_protocol_file(name: str) -> str:
     path = PROTOCOL_DIR / name
     if not path.is_file():
         raise FileNotFoundError(
-            f"{path} is missing: the golden vectors live in ../shared/protocol next to the repo"
+            f"{path} is missing: the golden vectors live in tests/fixtures/protocol"
         )
     return path.read_text(encoding="utf-8")
 
