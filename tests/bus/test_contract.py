@@ -138,7 +138,7 @@ def test_presence_is_shared_by_buses_of_one_cluster(make):
 def test_a_dead_workers_uids_are_reaped(make, monkeypatch):
     if make.kind == "local":
         pytest.skip("the in-process bus is one process by definition")
-    import flask_sente.bus.redis as redis_bus
+    import flask_sente.bus.redis_presence as redis_bus
 
     monkeypatch.setattr(redis_bus, "ALIVE_TTL_S", 0.5)
     monkeypatch.setattr(redis_bus, "REAP_EVERY_S", 0.2)
