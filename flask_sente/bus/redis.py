@@ -7,9 +7,10 @@ Three parts share one :class:`~flask_sente.bus.redis_link.Link` (a bounded pool)
   and the reaping of dead workers' uids;
 - :mod:`~flask_sente.bus.redis_notifier`: pub/sub between workers.
 
-A push runs one Lua script that appends the event (packed once) to the mailbox of every
-client of the uid and notifies the workers; each worker's subscriber thread then flushes
-its own connections of that uid.
+A push (or a batch of them, :meth:`RedisBus.push_many`) runs one Lua script that appends
+each event (packed once) to the mailbox of every client of its uid and notifies only the
+workers holding a connection of the uid; each of those workers' subscriber thread then
+flushes its connections of that uid.
 
 Redis connections per worker are bounded: one pool of at most ``max_connections`` (16),
 the subscription included, however many client connections the worker holds. When
@@ -23,6 +24,7 @@ import contextlib
 import secrets
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import redis
@@ -64,6 +66,7 @@ class RedisBus:
             backlog=backlog,
             window_s=window_s,
             worker_id=self.worker_id,
+            lost=lost,
         )
         self.presence = RedisPresence(self._link, prefix=prefix, worker_id=self.worker_id)
         self.notifier = Notifier(
@@ -86,6 +89,16 @@ class RedisBus:
 
     def push(self, uid: Any, event: list[Any]) -> bool:
         return self.mailboxes.push(uid, event)
+
+    def push_many(self, items: Sequence[tuple[Any, list[Any]]]) -> list[bool]:
+        return self.mailboxes.push_many(items)
+
+    def settle(self) -> None:
+        """Report the pushes whose fate an outage left unknown and that did not get in."""
+        try:
+            self.mailboxes.settle()
+        except redis.RedisError as exc:
+            self._link.down("settle", exc)
 
     def close_uid(self, uid: Any) -> None:
         self.notifier.close_uid(uid)
@@ -141,6 +154,7 @@ class RedisBus:
         if self._beat is not None:
             self._beat.join(5)
         with contextlib.suppress(redis.RedisError):
+            self.mailboxes.release(self.worker_id)
             self.presence.leave()
         self._link.close()
 
@@ -148,6 +162,7 @@ class RedisBus:
         """After an outage: what happened while we were deaf is in Redis; catch up."""
         self.mailboxes.reregister()
         self.presence.reregister()
+        self.mailboxes.settle()
         listener = self.notifier.listener
         if listener is not None:
             for uid in self.mailboxes.attached_uids():
@@ -164,7 +179,8 @@ class RedisBus:
                     next_reap = time.monotonic() + presence.REAP_EVERY_S
                     listener = self.notifier.listener
                     if listener is not None:
-                        self.presence.reap(listener.uid_closed_elsewhere)
+                        for worker in self.presence.reap(listener.uid_closed_elsewhere):
+                            self.mailboxes.release(worker)
             except redis.RedisError as exc:
                 self._link.down("heartbeat", exc)
             self._stop.wait(presence.HEARTBEAT_S)

@@ -1,27 +1,36 @@
 """Clients' mailboxes in Redis: numbered pushes, the backlog, the delivered mark.
 
-Keys (all under ``<channel>:``; ``U`` is the uid as JSON, ``C`` a client-id)::
+Keys (all under ``<channel>:``; ``U`` is the uid as JSON, ``C`` a client-id, ``W`` a worker)::
 
     clients:U      set of the uid's client-ids that have a mailbox
     mb:U:C         hash: epoch, seq (last number given), delivered
-    log:U:C        stream: one entry per pushed event, id "<seq>-1", field e = packed
+    log:U:C        stream: one entry per pushed event, id "<seq>-1", e = packed, i = push id
+    at:U           hash: worker -> how many of its connections take the uid's pushes
+    held:W         set of the uids in whose ``at:U`` worker W counts (for the reaper)
 
 Every key expires ``window`` after the last use; the mailboxes of clients connected to a
 live worker are kept by its heartbeat (:meth:`RedisMailboxes.touch_attached`).
+
+A push whose answer was lost (the connection broke after the command went out, as when the
+master dies) may or may not have been stored. It is kept as *unsure* and looked up by its
+push id once Redis answers again (:meth:`RedisMailboxes.settle`): found, it is delivered
+like any other; not found, it is reported lost. It is never delivered twice.
 """
 
 from __future__ import annotations
 
+import itertools
 import secrets
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import redis
 
 from ..errors import BrokerUnavailable
-from ..mailbox import start_position
-from .redis_link import Link, uid_key, uid_of
-from .redis_scripts import DELIVERED, ENSURE, PUSH
+from ..mailbox import Lost, start_position
+from .redis_link import Link, never_sent, uid_key, uid_of
+from .redis_scripts import DELIVERED, ENSURE, FOUND, HOLD, PUSH, READ, RELEASE_WORKER
 
 
 class RedisMailboxes:
@@ -34,6 +43,7 @@ class RedisMailboxes:
         backlog: int,
         window_s: float,
         worker_id: str,
+        lost: Lost,
     ) -> None:
         self._link = link
         self._redis = link.redis
@@ -42,11 +52,20 @@ class RedisMailboxes:
         self._backlog = backlog
         self._ttl_ms = int(window_s * 1000) + 60_000
         self._worker_id = worker_id
+        self._lost = lost
         self._push = self._redis.register_script(PUSH)
+        self._found = self._redis.register_script(FOUND)
+        self._read = self._redis.register_script(READ)
         self._ensure = self._redis.register_script(ENSURE)
         self._delivered = self._redis.register_script(DELIVERED)
+        self._hold = self._redis.register_script(HOLD)
+        self._release = self._redis.register_script(RELEASE_WORKER)
         self._lock = threading.Lock()
         self._attached: dict[tuple[str, str], int] = {}
+        self._held: dict[str, int] = {}
+        self._batches = itertools.count(1)
+        #: Pushes that may or may not be in Redis: (uid key, push id, uid, event).
+        self._unsure: list[tuple[str, str, Any, list[Any]]] = []
 
     def _mb(self, u: str, client_id: str) -> str:
         return f"{self._prefix}mb:{u}:{client_id}"
@@ -75,18 +94,56 @@ class RedisMailboxes:
             self._link.down("knows", exc)
             return False
 
-    def push(self, uid: Any, event: list[Any]) -> bool:
-        u = uid_key(uid)
-        packed = self._packer.pack(event)
+    # ------------------------------------------------------------------ pushing
+
+    def push_many(self, items: Sequence[tuple[Any, list[Any]]]) -> list[bool]:
+        """Store each ``(uid, event)`` in its uid's mailboxes, in order, with one script;
+        per item, whether a mailbox took it (an unsure one counts as taken).
+
+        Raises :class:`BrokerUnavailable` when the script cannot have run."""
+        if not items:
+            return []
+        base = f"{self._worker_id}.{next(self._batches)}."
+        keyed = [(uid_key(uid), uid, event) for uid, event in items]
+        args: list[Any] = [self._prefix, self._backlog, self._ttl_ms, self._worker_id, base]
+        for u, _, event in keyed:
+            args += (u, self._packer.pack(event))
         try:
-            n = self._push(
-                keys=[self._clients(u)],
-                args=[self._prefix, u, packed, self._backlog, self._ttl_ms, self._worker_id],
-            )
+            reached = self._push(args=args)
         except redis.RedisError as exc:
             self._link.down("push", exc)
-            raise BrokerUnavailable(str(exc)) from exc
-        return int(n) > 0
+            if never_sent(exc):
+                raise BrokerUnavailable(str(exc)) from exc
+            with self._lock:
+                self._unsure += [
+                    (u, f"{base}{k}", uid, event) for k, (u, uid, event) in enumerate(keyed, 1)
+                ]
+            return [True] * len(items)
+        return [int(n) > 0 for n in reached]
+
+    def push(self, uid: Any, event: list[Any]) -> bool:
+        return self.push_many([(uid, event)])[0]
+
+    def settle(self) -> None:
+        """Look up the unsure pushes; report those that never got in (Redis must answer)."""
+        with self._lock:
+            unsure, self._unsure = self._unsure, []
+        if not unsure:
+            return
+        args: list[Any] = [self._prefix, self._backlog]
+        for u, push_id, _, _ in unsure:
+            args += (u, push_id)
+        try:
+            found = self._found(args=args)
+        except redis.RedisError:
+            with self._lock:
+                self._unsure[:0] = unsure
+            raise
+        for (_, _, uid, event), hit in zip(unsure, found, strict=True):
+            if not int(hit):
+                self._lost(uid, [event], "the message broker failed before storing the push")
+
+    # ------------------------------------------------------------------ reading
 
     def position(self, uid: Any, client_id: str, reported: tuple[str, int] | None) -> int:
         u = uid_key(uid)
@@ -103,18 +160,19 @@ class RedisMailboxes:
     def read(self, uid: Any, client_id: str, after: int) -> tuple[str, list[tuple[int, Any]]]:
         u = uid_key(uid)
         try:
-            pipe = self._redis.pipeline(transaction=False)
-            pipe.hget(self._mb(u, client_id), "epoch")
-            pipe.xrange(self._log(u, client_id), f"({after}-1", "+", count=self._backlog)
-            epoch, entries = pipe.execute()
+            epoch, entries = self._read(
+                keys=[self._mb(u, client_id), self._log(u, client_id)],
+                args=[after, self._backlog],
+            )
         except redis.RedisError as exc:
             self._link.down("read", exc)
             return "", []
         events = []
+        unpack = self._packer.unpack
         for entry_id, fields in entries:
             seq = int(entry_id.split("-", 1)[0])
-            events.append((seq, self._packer.unpack(fields["e"])))
-        return epoch or "", events
+            events.append((seq, unpack(fields[fields.index("e") + 1])))
+        return epoch, events
 
     def delivered(self, uid: Any, client_id: str, seq: int) -> None:
         try:
@@ -122,24 +180,52 @@ class RedisMailboxes:
         except redis.RedisError as exc:
             self._link.down("delivered", exc)
 
+    # ------------------------------------------------------------------ connections here
+
     def attach(self, uid: Any, client_id: str) -> None:
-        key = (uid_key(uid), client_id)
+        """A connection here takes the client's pushes: this worker must be told of them
+        (registered in ``at:U`` before the caller reads the backlog)."""
+        u = uid_key(uid)
         with self._lock:
-            self._attached[key] = self._attached.get(key, 0) + 1
+            self._attached[(u, client_id)] = self._attached.get((u, client_id), 0) + 1
+            self._held[u] = self._held.get(u, 0) + 1
+            first = self._held[u] == 1
+        if first:
+            self._count_holder(u, +1)
 
     def detach(self, uid: Any, client_id: str) -> None:
-        key = (uid_key(uid), client_id)
+        u = uid_key(uid)
         with self._lock:
-            n = self._attached.get(key, 0) - 1
+            n = self._attached.get((u, client_id), 0) - 1
             if n > 0:
-                self._attached[key] = n
+                self._attached[(u, client_id)] = n
             else:
-                self._attached.pop(key, None)
-        self._touch([key])
+                self._attached.pop((u, client_id), None)
+            held = self._held.get(u, 0) - 1
+            if held > 0:
+                self._held[u] = held
+            else:
+                self._held.pop(u, None)
+        if held == 0:
+            self._count_holder(u, -1)
+        self._touch([(u, client_id)])
+
+    def _count_holder(self, u: str, delta: int) -> None:
+        try:
+            self._hold(
+                keys=[f"{self._prefix}at:{u}", f"{self._prefix}held:{self._worker_id}"],
+                args=[self._worker_id, u, delta, self._ttl_ms],
+            )
+        except redis.RedisError as exc:
+            self._link.down("attach", exc)
+
+    def release(self, worker_id: str) -> None:
+        """Worker ``worker_id`` is gone (dead, or this one stopping): stop telling it."""
+        self._release(keys=[f"{self._prefix}held:{worker_id}"], args=[self._prefix, worker_id])
 
     def attached_uids(self) -> set[Any]:
         with self._lock:
-            return {uid_of(u) for u, _ in self._attached}
+            return {uid_of(u) for u in self._held}
 
     def touch_attached(self) -> None:
         """Mailboxes in use here must not expire: push their deadline back."""
@@ -155,13 +241,24 @@ class RedisMailboxes:
             for u, client_id in keys:
                 for key in (self._mb(u, client_id), self._log(u, client_id), self._clients(u)):
                     pipe.pexpire(key, self._ttl_ms)
+                pipe.pexpire(f"{self._prefix}at:{u}", self._ttl_ms)
             pipe.execute()
         except redis.RedisError as exc:
             self._link.down("refresh", exc)
 
     def reregister(self) -> None:
-        """A restarted Redis has forgotten the mailboxes of our clients: make them again."""
+        """A restarted Redis has forgotten the mailboxes of our clients and where they
+        are connected: make them again."""
         with self._lock:
             attached = list(self._attached)
+            held = list(self._held)
         for u, client_id in attached:
             self.ensure(uid_of(u), client_id)
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for u in held:
+                pipe.hset(f"{self._prefix}at:{u}", self._worker_id, 1)
+                pipe.sadd(f"{self._prefix}held:{self._worker_id}", u)
+            pipe.execute()
+        except redis.RedisError as exc:
+            self._link.down("reregister", exc)

@@ -1,10 +1,16 @@
 """Pub/sub between workers: who pushed to which uid, closes, presence changes.
 
 One thread per worker holds the subscription (the only long-lived Redis connection) and
-turns each message into a call on the :class:`~flask_sente.bus.BusListener`. Messages are
-``<kind> <origin-worker> <rest>`` on ``<channel>:events``. Pub/sub forgets what it sent
-while a worker was not listening, so after an outage the notifier calls ``on_back`` to
-catch up from what Redis keeps.
+turns each message into a call on the :class:`~flask_sente.bus.BusListener`. It listens on
+two channels:
+
+- ``<channel>:w:<worker>``, its own: ``push`` and the uids (one a line) of a batch of
+  pushes to uids it holds a connection of. A push notifies only those workers, so a
+  worker's cost grows with its own clients' traffic, not with the cluster's.
+- ``<channel>:events``, everyone's: ``presence <origin> -`` and ``close <origin> <uid>``.
+
+Pub/sub forgets what it sent while a worker was not listening, so after an outage the
+notifier calls ``on_back`` to catch up from what Redis keeps.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from .redis_link import Link, uid_key, uid_of
 logger = logging.getLogger("flask_sente.bus.redis")
 
 #: Longest wait between two attempts to resubscribe.
-MAX_BACKOFF_S = 5.0
+MAX_BACKOFF_S = 2.0
 
 
 class Notifier:
@@ -38,6 +44,7 @@ class Notifier:
     ) -> None:
         self._link = link
         self._channel = prefix + "events"
+        self._own_channel = f"{prefix}w:{worker_id}"
         self._worker_id = worker_id
         self._on_presence = on_presence
         self._on_back = on_back
@@ -70,7 +77,7 @@ class Notifier:
         while not self._stop.is_set():
             pubsub = link.redis.pubsub(ignore_subscribe_messages=True)
             try:
-                pubsub.subscribe(self._channel)
+                pubsub.subscribe(self._channel, self._own_channel)
                 if not link.up:
                     link.up = True
                     if link.last_error is not None:
@@ -93,16 +100,16 @@ class Notifier:
                     pubsub.close()
 
     def _on_message(self, data: str) -> None:
-        kind, origin, rest = ([*data.split(" ", 2), "", ""])[:3]
         listener = self.listener
         if listener is None:
             return
+        if data.startswith("push\n"):
+            for u in set(data.split("\n")[1:]):
+                listener.remote_push(uid_of(u))
+            return
+        kind, origin, rest = ([*data.split(" ", 2), "", ""])[:3]
         if kind == "presence":
             self._on_presence()
             listener.presence_changed()
-        elif origin == self._worker_id:
-            return  # our own push or close: already handled here
-        elif kind == "push":
-            listener.remote_push(uid_of(rest))
-        elif kind == "close":
+        elif kind == "close" and origin != self._worker_id:  # ours: already closed here
             listener.remote_close(uid_of(rest))

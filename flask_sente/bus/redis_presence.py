@@ -132,10 +132,12 @@ class RedisPresence:
         """Stopping cleanly: let a live worker reap our uids now, not after the expiry."""
         self._redis.delete(f"{self._prefix}alive:{self._worker_id}")
 
-    def reap(self, closed_elsewhere: Callable[[Any], None]) -> None:
-        """Remove the uids of workers whose heartbeat stopped (one reaper at a time)."""
+    def reap(self, closed_elsewhere: Callable[[Any], None]) -> list[str]:
+        """Remove the uids of workers whose heartbeat stopped (one reaper at a time);
+        returns those workers."""
         if not self._redis.set(f"{self._prefix}reaper", self._worker_id, nx=True, px=4000):
-            return
+            return []
+        dead = []
         for worker in map(str, self._redis.smembers(f"{self._prefix}workers")):
             if worker == self._worker_id or self._redis.exists(f"{self._prefix}alive:{worker}"):
                 continue
@@ -146,8 +148,10 @@ class RedisPresence:
                     if self._close(keys=keys, args=[u, self._events_channel, self._worker_id]):
                         emptied.append(uid_of(u))
             self._redis.srem(f"{self._prefix}workers", worker)
+            dead.append(worker)
             logger.warning(
                 "worker %s stopped answering; its %d uid(s) left the cluster", worker, len(emptied)
             )
             for uid in emptied:
                 closed_elsewhere(uid)
+        return dead
