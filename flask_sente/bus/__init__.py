@@ -2,9 +2,9 @@
 
 One process needs no broker: :class:`~flask_sente.bus.local.LocalBus` keeps everything in
 memory. With ``message_queue="redis://..."`` (or ``"redis+sentinel://..."``) every worker
-of every machine shares the mailboxes and the presence counts through Redis, so a push made anywhere reaches the
-client wherever its connection is, an Ajax client may poll any worker, and
-``connected_uids`` and uidport events are cluster-wide.
+of every machine shares the mailboxes and the presence counts through Redis, so a push
+made anywhere reaches the client wherever its connection is, an Ajax client may poll any
+worker, and ``connected_uids`` and uidport events are cluster-wide.
 
 A bus is anything with the methods of :class:`Bus`.
 """

@@ -93,10 +93,11 @@ class RedisBus:
     def push_many(self, items: Sequence[tuple[Any, list[Any]]]) -> list[bool]:
         return self.mailboxes.push_many(items)
 
-    def settle(self) -> None:
-        """Report the pushes whose fate an outage left unknown and that did not get in."""
+    def settle(self, *, final: bool = False) -> None:
+        """Report the pushes whose fate an outage left unknown and that did not get in
+        (with ``final``, also those it cannot tell about now)."""
         try:
-            self.mailboxes.settle()
+            self.mailboxes.settle(final=final)
         except redis.RedisError as exc:
             self._link.down("settle", exc)
 

@@ -124,8 +124,10 @@ class RedisMailboxes:
     def push(self, uid: Any, event: list[Any]) -> bool:
         return self.push_many([(uid, event)])[0]
 
-    def settle(self) -> None:
-        """Look up the unsure pushes; report those that never got in (Redis must answer)."""
+    def settle(self, *, final: bool = False) -> None:
+        """Look up the unsure pushes; report those that never got in. Raises when Redis
+        does not answer, unless ``final`` (the caller is leaving): then each is reported
+        as possibly undelivered."""
         with self._lock:
             unsure, self._unsure = self._unsure, []
         if not unsure:
@@ -136,6 +138,10 @@ class RedisMailboxes:
         try:
             found = self._found(args=args)
         except redis.RedisError:
+            if final:
+                for _, _, uid, event in unsure:
+                    self._lost(uid, [event], "the message broker failed; the push may be lost")
+                return
             with self._lock:
                 self._unsure[:0] = unsure
             raise
