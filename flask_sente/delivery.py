@@ -78,8 +78,7 @@ class Delivery:
         if not reached:
             self._lost(uid, [event], "the uid has no connection")
             return False
-        with self.lock:
-            self._wake_outlets(uid, flush=flush)
+        self._wake_outlets(uid, flush=flush)
         return True
 
     def _push_locally(self, uid: Any, event: list[Any]) -> bool:
@@ -94,16 +93,18 @@ class Delivery:
 
     def remote_push(self, uid: Any) -> None:
         """Another process pushed to ``uid``: flush its outlets here after their window."""
-        with self.lock:
-            self._wake_outlets(uid, flush=False)
+        self._wake_outlets(uid, flush=False)
 
     def _wake_outlets(self, uid: Any, *, flush: bool) -> None:
-        for outlet in list(self._outlets.get(uid, {}).values()):
-            if flush:
+        with self.lock:
+            outlets = list(self._outlets.get(uid, {}).values())
+            for outlet in outlets:
+                if not flush and not outlet.flush_pending:
+                    outlet.flush_pending = True
+                    self._schedule_flush(outlet)
+        if flush:
+            for outlet in outlets:
                 self._flush(outlet)
-            elif not outlet.flush_pending:
-                outlet.flush_pending = True
-                self._schedule_flush(outlet)
 
     # ------------------------------------------------------------------ connections
 
@@ -118,29 +119,33 @@ class Delivery:
 
         ``last_seq`` is the client's ``fs-last-seq`` parameter (None for Sente clients).
         Returns the new outlet and the one it replaced."""
+        # the bus may answer over the network: never while holding the lock
+        self.bus.attach(uid, client_id)
+        reported = None if last_seq is None else parse_last_seq(last_seq) or NOTHING_SEEN
+        start = self.bus.position(uid, client_id, reported)
+        outlet = Outlet(uid, client_id, kind, send, start, reporting=last_seq is not None)
         with self.lock:
-            self.bus.attach(uid, client_id)
-            reported = None if last_seq is None else parse_last_seq(last_seq) or NOTHING_SEEN
-            start = self.bus.position(uid, client_id, reported)
-            outlet = Outlet(uid, client_id, kind, send, start, reporting=last_seq is not None)
             by_client = self._outlets.setdefault(uid, {})
             previous = by_client.get(client_id)
             by_client[client_id] = outlet
             if previous is not None:
                 previous.refused = True
-                self.bus.detach(uid, client_id)
-            self._flush(outlet)
+        if previous is not None:
+            self.bus.detach(uid, client_id)
+        self._flush(outlet)
         return outlet, previous
 
     def close(self, outlet: Outlet) -> None:
         """The outlet's connection ended."""
         with self.lock:
             by_client = self._outlets.get(outlet.uid, {})
-            if by_client.get(outlet.client_id) is outlet:
+            mine = by_client.get(outlet.client_id) is outlet
+            if mine:
                 del by_client[outlet.client_id]
                 if not by_client:
                     del self._outlets[outlet.uid]
-                self.bus.detach(outlet.uid, outlet.client_id)
+        if mine:
+            self.bus.detach(outlet.uid, outlet.client_id)
 
     def live_outlets(self) -> list[Outlet]:
         with self.lock:
@@ -152,22 +157,36 @@ class Delivery:
         def timed_flush() -> None:
             with self.lock:
                 outlet.flush_pending = False
-                self._flush(outlet)
+            self._flush(outlet)
 
         self._scheduler.call_later(self._windows_s[outlet.kind], timed_flush)
 
     def _flush(self, outlet: Outlet) -> None:
-        if outlet.refused:
+        """Send the outlet what its mailbox holds past what it sent. Called without the
+        lock: the mailbox is read first, then the lock is taken to send, so flushes of one
+        outlet may overlap and each sends only what is newer than the last one sent."""
+        for _ in range(2):  # a second pass only when the mailbox was made anew
+            if outlet.refused:
+                return
+            epoch, pending = self.bus.read(outlet.uid, outlet.client_id, outlet.sent_seq)
+            with self.lock:
+                if outlet.epoch is None:
+                    outlet.epoch = epoch
+                elif epoch and epoch != outlet.epoch:
+                    # the broker lost the mailbox (a Redis restart): its numbering started again
+                    outlet.epoch, outlet.sent_seq = epoch, 0
+                    continue
+                last = self._send(outlet, epoch, pending)
+            if last:
+                self.bus.delivered(outlet.uid, outlet.client_id, last)
             return
-        epoch, pending = self.bus.read(outlet.uid, outlet.client_id, outlet.sent_seq)
-        if outlet.epoch is None:
-            outlet.epoch = epoch
-        elif epoch and epoch != outlet.epoch:
-            # the broker lost the mailbox (a Redis restart): its numbering started again
-            outlet.epoch, outlet.sent_seq = epoch, 0
-            epoch, pending = self.bus.read(outlet.uid, outlet.client_id, 0)
-        if not pending:
-            return
+
+    def _send(self, outlet: Outlet, epoch: str, pending: list[tuple[int, Any]]) -> int:
+        """Hand the events newer than the outlet's last to it (the lock held); returns the
+        number of the last one sent, or 0."""
+        pending = [(seq, e) for seq, e in pending if seq > outlet.sent_seq]
+        if outlet.refused or not pending:
+            return 0
         first, last = pending[0][0], pending[-1][0]
         if outlet.reporting and first != outlet.sent_seq + 1 and outlet.sent_seq > 0:
             logger.warning(
@@ -181,6 +200,6 @@ class Delivery:
             # delivered as soon as handed over: a client polls again only once it has the
             # answer, possibly on another worker, and must not be sent it twice
             outlet.sent_seq = last
-            self.bus.delivered(outlet.uid, outlet.client_id, last)
-        else:
-            outlet.refused = True  # the events stay in the mailbox for the next connection
+            return last
+        outlet.refused = True  # the events stay in the mailbox for the next connection
+        return 0

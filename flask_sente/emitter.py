@@ -7,6 +7,12 @@
     emitter = Emitter("redis://localhost:6379/0")
     emitter.send("alice", ["report/ready", {"id": 42}])
 
+    # many events, one round trip to Redis per 500
+    emitter.send_many([(uid, ["site/notice", text]) for uid in uids])
+    with emitter.batch() as batch:  # or collect them as you go; sent on leaving the block
+        for order in orders:
+            batch.send(order.uid, ["order/shipped", order.id])
+
 The emitter writes to the same Redis mailboxes as the web workers (``message_queue``), so
 its pushes reach the uid's connections on every worker, in order, and wait for clients
 between two polls like any other push. It needs no Flask app. Use the server's ``packer``
@@ -16,6 +22,7 @@ and ``channel`` if you changed them.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from .bus.redis import RedisBus
@@ -23,6 +30,10 @@ from .packers import Packer, get_packer
 from .protocol import ALL_USERS_WITHOUT_UID, CLOSE, NIL_UID, assert_event, normalize_event
 
 logger = logging.getLogger("flask_sente.emitter")
+
+#: Events stored by one Lua call at most: a longer batch is cut, so that no call holds
+#: Redis (one thread for every client) for long.
+BATCH_LIMIT = 500
 
 
 class Emitter:
@@ -58,28 +69,53 @@ class Emitter:
         """Push ``event`` to ``uid``; False when no client of the uid has a mailbox.
 
         ``["chsk/close"]`` closes the uid's connections, as from a server."""
-        if uid is None:
-            raise ValueError('use "sente/all-users-without-uid" to reach clients without a uid')
-        ev = normalize_event(assert_event(event))
-        if uid == ALL_USERS_WITHOUT_UID:
-            uid = NIL_UID
-        if ev[0] == CLOSE:
-            self._bus.close_uid(uid)
-            return True
-        if self._bus.push(uid, ev):
-            return True
-        self._lost(uid, [ev], "the uid has no connection")
-        return False
+        return self.send_many([(uid, event)])[0]
+
+    def send_many(self, items: Iterable[tuple[Any, Any]]) -> list[bool]:
+        """Push each ``(uid, event)``, in order, in one round trip per ``BATCH_LIMIT``
+        events; per item, what :meth:`send` would return. Every event is checked before
+        any is sent."""
+        checked = [_checked(uid, event) for uid, event in items]
+        self._bus.settle()  # what an earlier outage left unknown, now Redis may answer
+        results: list[bool] = []
+        run: list[tuple[Any, list[Any]]] = []
+
+        def flush() -> None:
+            for start in range(0, len(run), BATCH_LIMIT):
+                chunk = run[start : start + BATCH_LIMIT]
+                reached = self._bus.push_many(chunk)
+                for (uid, ev), ok in zip(chunk, reached, strict=True):
+                    if not ok:
+                        self._lost(uid, [ev], "the uid has no connection")
+                results.extend(reached)
+            run.clear()
+
+        for uid, ev in checked:
+            if ev[0] == CLOSE:  # after the pushes before it, before those after it
+                flush()
+                self._bus.close_uid(uid)
+                results.append(True)
+            else:
+                run.append((uid, ev))
+        flush()
+        return results
+
+    def batch(self) -> EmitterBatch:
+        """A batch to fill with ``send(uid, event)``; it is sent when the ``with`` block
+        ends without an exception."""
+        return EmitterBatch(self)
 
     def broadcast(self, event: Any) -> int:
         """Push ``event`` to every uid connected anywhere; returns how many it reached."""
-        return sum(self.send(uid, event) for uid in self._bus.connected_uids()["any"])
+        uids = self._bus.connected_uids()["any"]
+        return sum(self.send_many([(uid, event) for uid in uids]))
 
     @property
     def connected_uids(self) -> dict[str, frozenset[Any]]:
         return self._bus.connected_uids()
 
     def close(self) -> None:
+        self._bus.settle(final=True)
         self._bus.close()
 
     def __enter__(self) -> Emitter:
@@ -87,3 +123,31 @@ class Emitter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class EmitterBatch:
+    """Events gathered for one :meth:`Emitter.send_many`; ``results`` once sent."""
+
+    def __init__(self, emitter: Emitter) -> None:
+        self._emitter = emitter
+        self._items: list[tuple[Any, Any]] = []
+        self.results: list[bool] | None = None
+
+    def send(self, uid: Any, event: Any) -> None:
+        """Check ``event`` now (a bad one raises here, not at the end) and keep it."""
+        _checked(uid, event)
+        self._items.append((uid, event))
+
+    def __enter__(self) -> EmitterBatch:
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.results = self._emitter.send_many(self._items)
+
+
+def _checked(uid: Any, event: Any) -> tuple[Any, list[Any]]:
+    if uid is None:
+        raise ValueError('use "sente/all-users-without-uid" to reach clients without a uid')
+    ev = normalize_event(assert_event(event))
+    return (NIL_UID if uid == ALL_USERS_WITHOUT_UID else uid), ev

@@ -1,16 +1,17 @@
 """Where mailboxes and presence live: in this process (``local``), or in Redis (``redis``).
 
 One process needs no broker: :class:`~flask_sente.bus.local.LocalBus` keeps everything in
-memory. With ``message_queue="redis://..."`` every worker of every machine shares the
-mailboxes and the presence counts through Redis, so a push made anywhere reaches the
-client wherever its connection is, an Ajax client may poll any worker, and
-``connected_uids`` and uidport events are cluster-wide.
+memory. With ``message_queue="redis://..."`` (or ``"redis+sentinel://..."``) every worker
+of every machine shares the mailboxes and the presence counts through Redis, so a push
+made anywhere reaches the client wherever its connection is, an Ajax client may poll any
+worker, and ``connected_uids`` and uidport events are cluster-wide.
 
 A bus is anything with the methods of :class:`Bus`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from ..errors import ConfigError
@@ -41,6 +42,9 @@ class Bus(Protocol):
     def knows(self, uid: Any, client_id: str) -> bool: ...
 
     def push(self, uid: Any, event: list[Any]) -> bool: ...
+
+    def push_many(self, items: Sequence[tuple[Any, list[Any]]]) -> list[bool]:
+        """``push`` for each ``(uid, event)``, in order, in one round trip."""
 
     def close_uid(self, uid: Any) -> None: ...
 
@@ -80,18 +84,21 @@ def make_bus(
     packer: Any,
     channel: str = "flask_sente",
 ) -> Bus:
-    """The bus for ``message_queue``: None for one process, or a ``redis://`` URL."""
+    """The bus for ``message_queue``: None for one process, a ``redis://`` URL, or a
+    ``redis+sentinel://HOST:PORT[,HOST:PORT...]/SERVICE[/DB]`` URL."""
     if not url:
         from .local import LocalBus
 
         return LocalBus(scheduler, backlog=backlog, window_s=window_s, lost=lost)
-    if url.startswith(("redis://", "rediss://", "unix://")):
+    if url.startswith(("redis://", "rediss://", "unix://", "redis+sentinel://")):
         from .redis import RedisBus
 
         return RedisBus(
             url, backlog=backlog, window_s=window_s, lost=lost, packer=packer, channel=channel
         )
-    raise ConfigError(f'message_queue must be a "redis://..." URL or None: got {url!r}')
+    raise ConfigError(
+        f'message_queue must be a "redis://..." or "redis+sentinel://..." URL, or None: got {url!r}'
+    )
 
 
 __all__ = ["Bus", "BusListener", "ConnectedUids", "make_bus"]

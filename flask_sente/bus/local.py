@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from ..mailbox import Lost, Mailbox, MailRoom
@@ -40,6 +41,9 @@ class LocalBus:
             for box in boxes:
                 self._room.push(box, event, now)
         return bool(boxes)
+
+    def push_many(self, items: Sequence[tuple[Any, list[Any]]]) -> list[bool]:
+        return [self.push(uid, event) for uid, event in items]
 
     def close_uid(self, uid: Any) -> None:
         """Only this process has connections: the server closed them already."""

@@ -77,6 +77,15 @@ def test_push_reaches_every_mailbox_of_the_uid_numbered_in_order(make):
     assert bus.read("other", "c1", 0)[1] == []
 
 
+def test_a_batch_is_numbered_in_order_and_says_which_pushes_found_a_mailbox(make):
+    bus = make()
+    bus.ensure_mailbox("u", "c")
+    batch = [("u", ["a/b", 1]), ("nobody", ["a/b", 2]), ("u", ["a/b", 3]), (7, ["a/b", 4])]
+    assert bus.push_many(batch) == [True, False, True, False]
+    assert bus.push_many([]) == []
+    assert bus.read("u", "c", 0)[1] == [(1, ["a/b", 1]), (2, ["a/b", 3])]
+
+
 def test_positions_follow_reports_of_the_same_epoch_else_what_was_delivered(make):
     bus = make()
     bus.ensure_mailbox("u", "c")
@@ -130,15 +139,45 @@ def test_presence_is_shared_by_buses_of_one_cluster(make):
     assert one.closed("u", "ws") is False
     assert two.closed("u", "ajax") is True
     one.ensure_mailbox("v", "c")
+    two.attach("v", "c")  # a connection of v's client on two: two must hear of v's pushes
     one.push("v", ["a/b", 1])
     wait_until(lambda: listener.pushes == ["v"], 5)
     assert two.read("v", "c", 0)[1] == [(1, ["a/b", 1])]
 
 
+def test_a_push_wakes_only_the_workers_holding_the_uid(make):
+    if make.kind == "local":
+        pytest.skip("the in-process bus is one process by definition")
+    pusher, holder, bystander = make(), make(), make()
+    heard = {"holder": Listener(), "bystander": Listener()}
+    holder.start(heard["holder"])
+    bystander.start(heard["bystander"])
+    wait_until(lambda: holder.health()["ok"] and bystander.health()["ok"], 5)
+    for uid in ("x", "y"):
+        pusher.ensure_mailbox(uid, "c")
+    holder.attach("x", "c")
+    bystander.attach("y", "c")
+    bystander.detach("y", "c")  # y's connection on the bystander ended
+    assert pusher.push_many([("x", ["a/b", 1]), ("y", ["a/b", 2]), ("x", ["a/b", 3])]) == [
+        True,
+        True,
+        True,
+    ]
+    pusher.push("y", ["a/b", 4])
+    bystander.attach("y", "c")
+    pusher.push("y", ["a/b", 5])  # the last push: the bystander now hears of it
+    wait_until(lambda: heard["bystander"].pushes == ["y"], 5)
+    pusher.push("x", ["a/b", 6])  # what the holder hears after this is all it heard before
+    wait_until(lambda: len(heard["holder"].pushes) >= 2, 5)
+    assert heard["holder"].pushes == ["x", "x"]  # one notice for the whole batch, one for 6
+    assert heard["bystander"].pushes == ["y"]
+    assert holder.read("x", "c", 0)[1] == [(1, ["a/b", 1]), (2, ["a/b", 3]), (3, ["a/b", 6])]
+
+
 def test_a_dead_workers_uids_are_reaped(make, monkeypatch):
     if make.kind == "local":
         pytest.skip("the in-process bus is one process by definition")
-    import flask_sente.bus.redis as redis_bus
+    import flask_sente.bus.redis_presence as redis_bus
 
     monkeypatch.setattr(redis_bus, "ALIVE_TTL_S", 0.5)
     monkeypatch.setattr(redis_bus, "REAP_EVERY_S", 0.2)

@@ -13,6 +13,8 @@ import pytest
 import requests
 import websocket
 
+from flask_sente import Emitter
+from flask_sente.errors import InvalidEvent
 from tests.support import ROOT, ServerProcess, free_port, gunicorn_process, wait_until
 
 
@@ -43,8 +45,12 @@ def healthy(server: ServerProcess) -> bool:
         return False
 
 
-def connected(server: ServerProcess, uid: str) -> websocket.WebSocket:
-    url = f"ws{server.url[4:]}/chsk?client-id={uuid.uuid4()}&uid={uid}"
+def connected(
+    server: ServerProcess, uid: str, *, client_id: str | None = None, last_seq: str | None = None
+) -> websocket.WebSocket:
+    url = f"ws{server.url[4:]}/chsk?client-id={client_id or uuid.uuid4()}&uid={uid}"
+    if last_seq is not None:
+        url += f"&fs-last-seq={last_seq}"
     ws = websocket.create_connection(url, timeout=10)
     assert json.loads(ws.recv())[0][0] == "chsk/handshake"
     return ws
@@ -86,3 +92,61 @@ def test_an_invalid_event_or_an_unreachable_redis_exits_1(redis_url):
     down = emitter(nobody_listens, "carol", '["report/ready", {}]')
     assert down.returncode == 1
     assert f"cannot reach Redis at {nobody_listens}" in down.stderr, down.stderr
+
+
+def test_pairs_go_in_one_batch_in_order_and_a_missing_uid_exits_2(two_workers, redis_url):
+    carol = [connected(two_workers, "carol") for _ in range(4)]
+    dave = connected(two_workers, "dave")
+    wait_until(lambda: {"carol", "dave"} <= set(uids(two_workers)), 10)
+    result = emitter(
+        redis_url,
+        *("carol", '["a/b", 1]', "dave", '["a/b", 2]', "nobody", '["a/b", 3]'),
+        *("carol", '["a/b", 4]'),
+    )
+    assert result.returncode == 2, result.stderr
+    assert "'nobody'" in result.stderr and "'carol'" not in result.stderr
+    for ws in carol:
+        assert received(ws, 2) == [["a/b", 1], ["a/b", 4]]
+    assert received(dave, 1) == [["a/b", 2]]
+    for ws in [*carol, dave]:
+        ws.close()
+
+
+def test_a_batch_is_sent_on_leaving_the_block_and_may_close_a_uid(two_workers, redis_url):
+    tabs = [connected(two_workers, "erin", client_id=f"tab-{n}") for n in range(4)]
+    wait_until(lambda: "erin" in uids(two_workers), 10)
+    with Emitter(redis_url) as sender:
+        with pytest.raises(InvalidEvent), sender.batch() as bad:
+            bad.send("erin", ["a/b", "never"])
+            bad.send("erin", ["no-namespace"])  # refused at once: the batch is not sent
+        assert bad.results is None
+        with sender.batch() as batch:
+            batch.send("erin", ["a/b", 1])
+            batch.send("erin", ["chsk/close"])
+            batch.send("erin", ["a/b", 2])
+        assert batch.results == [True, True, True]
+    for ws in tabs:
+        assert_closed(ws)
+    # both pushes are in each tab's mailbox, in order, and nothing of the refused batch
+    back = connected(two_workers, "erin", client_id="tab-0", last_seq="-")
+    assert received(back, 2) == [["a/b", 1], ["a/b", 2]]
+    back.close()
+
+
+def uids(server: ServerProcess) -> list[str]:
+    return requests.get(server.url + "/uids", timeout=5).json()["ws"]
+
+
+def received(ws: websocket.WebSocket, n: int) -> list:
+    got: list = []
+    while len(got) < n:
+        got.extend(json.loads(ws.recv())[0])  # [[ev ...] nil] or [[ev ...] nil "epoch:n"]
+    return got
+
+
+def assert_closed(ws: websocket.WebSocket) -> None:
+    """The server closes the socket: what follows is a close frame, or the end of it."""
+    with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError)):
+        for _ in range(10):  # a keepalive or two may come first; bounded
+            if not ws.recv():
+                raise websocket.WebSocketConnectionClosedException("closed")
