@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +16,6 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwr
 expect = sync_api.expect
 
 CHAT = "examples/chat/app.py"
-SECRET = "browser-tests-secret"  # the same key after a restart keeps the sessions
 
 
 class ChatUser:
@@ -56,12 +56,16 @@ class ChatUser:
 
 @pytest.fixture
 def chat(
-    start_server: Callable[..., Server], new_page: Callable[[], Any]
+    start_server: Callable[..., Server], new_page: Callable[[], Any], tmp_path: Path
 ) -> Callable[..., tuple[Server, Callable[..., ChatUser]]]:
-    """``chat(*args)``: a chat server and ``join(name, ajax=False)`` to open a page on it."""
+    """``chat(*args)``: a chat server and ``join(name, ajax=False)`` to open a page on it.
+
+    The server keeps its session key in an instance folder of the test's own, as the demo
+    keeps it in ``examples/chat/instance``; a restart reads the same key back.
+    """
 
     def start(*args: str) -> tuple[Server, Callable[..., ChatUser]]:
-        server = start_server(CHAT, "--secret-key", SECRET, *args)
+        server = start_server(CHAT, "--instance", str(tmp_path / "instance"), *args)
 
         def join(name: str | None, *, ajax: bool = False) -> ChatUser:
             return ChatUser(new_page(), server, name, ajax=ajax)
