@@ -24,7 +24,7 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import Flask, Response, jsonify, redirect, render_template, request, session, url_for
 from werkzeug.serving import make_server
@@ -67,15 +67,28 @@ def instance_secret_key(instance: Path) -> str:
     return path.read_text(encoding="ascii").strip()
 
 
+class Chat(NamedTuple):
+    app: Flask
+    sente: Sente
+
+
 def create_app(
     *, secret_key: str | None = None, reject_ws: bool = False, instance: str | None = None
 ) -> Flask:
     """The chat app; ``reject_ws`` answers every WebSocket upgrade with 403.
 
     Without ``secret_key`` the key comes from the instance folder (``instance``, by default
-    Flask's: ``examples/chat/instance``), where it is made once and kept.
+    ``examples/chat/instance`` wherever the server starts from), where it is made once and kept.
     """
-    app = Flask(__name__, instance_path=str(Path(instance).resolve()) if instance else None)
+    return create_chat(secret_key=secret_key, reject_ws=reject_ws, instance=instance).app
+
+
+def create_chat(
+    *, secret_key: str | None = None, reject_ws: bool = False, instance: str | None = None
+) -> Chat:
+    """The app and its :class:`Sente` (for ``sente.test_client()``); see :func:`create_app`."""
+    folder = Path(instance) if instance else Path(__file__).parent / "instance"
+    app = Flask(__name__, instance_path=str(folder.resolve()))
     app.secret_key = secret_key or instance_secret_key(Path(app.instance_path))
     sente = Sente(
         app,
@@ -199,7 +212,7 @@ def create_app(
         elif isinstance(to, str):
             sente.send(to, event)
 
-    return app
+    return Chat(app, sente)
 
 
 def main(argv: list[str] | None = None) -> None:
