@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import struct
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -11,11 +13,14 @@ from typing import Any
 import pytest
 
 from tests.browser.support import Server
+from tests.support import ROOT
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
 expect = sync_api.expect
 
 CHAT = "examples/chat/app.py"
+SCREENSHOT = ROOT / "examples" / "chat" / "screenshot.py"
+README = ROOT / "README.md"
 
 
 class ChatUser:
@@ -274,3 +279,21 @@ def test_force_ajax_button_switches_transport(chat: Any) -> None:
     alice.expect_transport("ajax")
     expect(alice.page.locator("#toggle-ajax")).to_have_text("Use WebSocket")
     expect(alice.page.locator("body")).to_have_attribute("data-uid", "alice")
+
+
+def test_the_readme_picture_is_taken_from_the_demo(chat: Any, browser: Any) -> None:
+    """docs/demo.png, the README's picture, is two tabs of the demo talking: retaken here,
+    so it shows the demo as it is (the same conversation leaves the file as it was)."""
+    spec = importlib.util.spec_from_file_location("chat_screenshot", SCREENSHOT)
+    assert spec is not None and spec.loader is not None
+    screenshot = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(screenshot)
+    server, _ = chat()
+    out = ROOT / "docs" / "demo.png"
+    screenshot.take(browser.browser_type, server.url + "/", out)
+
+    head = out.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", head[16:24])
+    assert width > 2 * screenshot.TAB["width"] > height
+    assert "![" in README.read_text() and "](docs/demo.png)" in README.read_text()
