@@ -41,6 +41,24 @@ def test_python_client_as_in_the_quickstart(quickstart: ServerProcess) -> None:
     assert ticks == "[1, 2, 3]"
 
 
+def test_the_command_line_client_as_in_the_quickstart(quickstart: ServerProcess) -> None:
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "flask_sente.client", quickstart.url + "/chsk",
+            "--csrf-from", quickstart.url + "/",
+        ],
+        input='["demo/hello", {"name": "shell"}]\n',
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert re.search(
+        r" reply \{\"greeting\": \"hello shell, you are user-[0-9a-f]{6}\"\}", done.stdout
+    )
+
+
 def test_channel_socket_without_the_page_token_is_refused(quickstart: ServerProcess) -> None:
     response = requests.post(quickstart.url + "/chsk", data={"client-id": "x"}, timeout=5)
     assert response.status_code == 403
