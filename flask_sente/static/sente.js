@@ -836,7 +836,8 @@
      */
     _refused(type, err) {
       if (!this._impl.conn || this._state["open?"]) return; // disconnected, or got through since
-      const refused = { udt: now(), type: type, status: err.status, reason: err.body || "" };
+      const reason = String(err.body || "").slice(0, 200); // the server's answer, not a whole page
+      const refused = { udt: now(), type: type, status: err.status, reason: reason };
       this._swapState((s) => Object.assign({}, s, { refused: refused }));
       this._emit([REFUSED, refused]);
     }
