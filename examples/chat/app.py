@@ -2,11 +2,14 @@
 
 Run it and open the printed URL in two browsers (or a normal and a private window):
 
-    python examples/chat/app.py [--port N] [--reject-ws]
+    python examples/chat/app.py [--port N] [--reject-ws] [--instance DIR]
 
 ``--reject-ws`` refuses WebSocket upgrades (403), to watch the page fall back to Ajax.
-The server keeps everything in memory; restart it with the same ``--secret-key`` (or
-``CHAT_SECRET_KEY``) and open pages reconnect with their sessions intact.
+The server keeps the chat in memory, but the key that signs session cookies is made once
+and kept in the instance folder (``examples/chat/instance/secret_key``), so open pages
+reconnect with their sessions intact after a restart. ``--secret-key`` (or
+``CHAT_SECRET_KEY``) gives the key instead. With a new key every old session is gone: the
+pages say "session expired: reload".
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import Flask, Response, jsonify, redirect, render_template, request, session, url_for
 from werkzeug.serving import make_server
@@ -46,10 +49,47 @@ def _reject_websocket(req: Any) -> Response | None:
     return None
 
 
-def create_app(*, secret_key: str | None = None, reject_ws: bool = False) -> Flask:
-    """The chat app; ``reject_ws`` answers every WebSocket upgrade with 403."""
-    app = Flask(__name__)
-    app.secret_key = secret_key or secrets.token_hex(32)
+def instance_secret_key(instance: Path) -> str:
+    """The session key kept in ``instance/secret_key``, made on first use.
+
+    A random key per start would log every open page out at each restart. Two servers
+    starting at once agree on one key: the file appears whole (a hard link) or not at all.
+    """
+    path = instance / "secret_key"
+    if not path.exists():
+        instance.mkdir(parents=True, exist_ok=True)
+        draft = instance / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
+        draft.write_text(secrets.token_hex(32) + "\n", encoding="ascii")
+        draft.chmod(0o600)
+        with contextlib.suppress(FileExistsError):
+            os.link(draft, path)
+        draft.unlink()
+    return path.read_text(encoding="ascii").strip()
+
+
+class Chat(NamedTuple):
+    app: Flask
+    sente: Sente
+
+
+def create_app(
+    *, secret_key: str | None = None, reject_ws: bool = False, instance: str | None = None
+) -> Flask:
+    """The chat app; ``reject_ws`` answers every WebSocket upgrade with 403.
+
+    Without ``secret_key`` the key comes from the instance folder (``instance``, by default
+    ``examples/chat/instance`` wherever the server starts from), where it is made once and kept.
+    """
+    return create_chat(secret_key=secret_key, reject_ws=reject_ws, instance=instance).app
+
+
+def create_chat(
+    *, secret_key: str | None = None, reject_ws: bool = False, instance: str | None = None
+) -> Chat:
+    """The app and its :class:`Sente` (for ``sente.test_client()``); see :func:`create_app`."""
+    folder = Path(instance) if instance else Path(__file__).parent / "instance"
+    app = Flask(__name__, instance_path=str(folder.resolve()))
+    app.secret_key = secret_key or instance_secret_key(Path(app.instance_path))
     sente = Sente(
         app,
         user_id_fn=lambda req: req.session.get("uid") or NIL_UID,  # visitors share the nil uid
@@ -172,7 +212,7 @@ def create_app(*, secret_key: str | None = None, reject_ws: bool = False) -> Fla
         elif isinstance(to, str):
             sente.send(to, event)
 
-    return app
+    return Chat(app, sente)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -182,13 +222,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--secret-key",
         default=os.environ.get("CHAT_SECRET_KEY"),
-        help="session key; the same key across restarts keeps sessions (default: random)",
+        help="session key (default: the one kept in the instance folder, made on first use)",
+    )
+    parser.add_argument(
+        "--instance", metavar="DIR", help="instance folder (default: examples/chat/instance)"
     )
     parser.add_argument(
         "--reject-ws", action="store_true", help="refuse WebSocket upgrades (Ajax fallback)"
     )
     args = parser.parse_args(argv)
-    app = create_app(secret_key=args.secret_key, reject_ws=args.reject_ws)
+    app = create_app(secret_key=args.secret_key, reject_ws=args.reject_ws, instance=args.instance)
     server = make_server(args.host, args.port, app, threaded=True)
     print(f"chat demo listening on http://{args.host}:{server.server_port}/", flush=True)
     with contextlib.suppress(KeyboardInterrupt):

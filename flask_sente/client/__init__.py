@@ -10,7 +10,8 @@
             print(msg.id, msg.data)
 
 See ``docs/client.md``. :func:`make_channel_socket_client` returns Sente's handles for
-code ported from ClojureScript.
+code ported from ClojureScript. :func:`csrf_from_page` loads a page for its CSRF token and
+session cookies, for apps that tie one to the other.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any, NamedTuple
 from .backoff import DEFAULT_MAX_MS, exp_backoff, sente_exp_backoff
 from .client import Client
 from .events import ChRecv, ClientEventMsg, is_client_event_msg
+from .page import PageCredentials, csrf_from_page
 from .state import ClientState
 
 __all__ = [
@@ -30,6 +32,8 @@ __all__ = [
     "Client",
     "ClientEventMsg",
     "ClientState",
+    "PageCredentials",
+    "csrf_from_page",
     "exp_backoff",
     "is_client_event_msg",
     "make_channel_socket_client",

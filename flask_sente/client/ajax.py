@@ -17,6 +17,7 @@ import socket
 import threading
 import weakref
 from collections.abc import Callable, Mapping
+from http.cookiejar import CookieJar
 from typing import Any, Protocol
 
 import requests
@@ -128,6 +129,7 @@ class AjaxChannel:
         timeout_ms: int = 60_000,
         binary: bool = False,
         request_opts: Mapping[str, Any] | None = None,
+        cookies: CookieJar | None = None,
         sabotage: Callable[[], bool] = lambda: False,
         poll_params: Callable[[], Mapping[str, Any]] = dict,
         name: str = "flask_sente.client-ajax",
@@ -151,6 +153,8 @@ class AjaxChannel:
         stopped, broken = self._stop.is_set, self._broken.is_set
         self._poll_session, self._poll_adapter = _session(lambda: stopped() or broken())
         self._post_session, self._post_adapter = _session(stopped)
+        if cookies is not None:  # shared: what the server sets goes out with the next request
+            self._poll_session.cookies = self._post_session.cookies = cookies  # type: ignore[assignment]
 
     @property
     def stopped(self) -> bool:

@@ -50,6 +50,7 @@ class AjaxChsk:
                 timeout_ms=timeout_ms,
                 binary=core.packer.binary,
                 request_opts=opts,
+                cookies=core.opts.cookies,
                 sabotage=core.bad_conn,
                 poll_params=core.recovery_params,
                 name=core.name + "-ajax",

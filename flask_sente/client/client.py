@@ -22,6 +22,7 @@ from ..protocol import CLOSED, ERROR, TIMEOUT, assert_event, cb_error, normalize
 from .ajax_chsk import AjaxChsk
 from .backoff import exp_backoff
 from .callbacks import Callback
+from .cookies import Cookies, cookie_jar
 from .core import Core, Options
 from .events import ChRecv, ClientEventMsg
 from .recovery import LAST_SEQ_PARAM
@@ -50,8 +51,12 @@ class Client:
     milliseconds as in Sente, except :meth:`request`'s ``timeout``, in seconds as in every
     blocking Python call. The default ``backoff_ms_fn`` is :func:`~.backoff.exp_backoff`:
     Sente's schedule capped at 30 s. ``ws_opts`` go to ``websocket.create_connection``
-    (``timeout``, ``sslopt``, ``cookie``...), ``ajax_opts`` to requests (``verify``,
-    ``cert``, ``proxies``, ``cookies``, ``auth``, and Sente's ``timeout_ms``).
+    (``timeout``, ``sslopt``...), ``ajax_opts`` to requests (``verify``, ``cert``,
+    ``proxies``, ``auth``, and Sente's ``timeout_ms``).
+
+    ``cookies`` (a mapping, a ``CookieJar`` or a ``requests.Session``) go out with the
+    WebSocket handshake and every Ajax request, for apps whose CSRF token belongs to a
+    session; :func:`~flask_sente.client.csrf_from_page` gets both from a page.
 
     With ``recover`` (the default) the client reports the last push it received, so a
     flask_sente server resends, after a reconnect, the pushes it missed (none twice);
@@ -67,6 +72,7 @@ class Client:
         csrf_token: str | Callable[[], str | None] | None = None,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
+        cookies: Cookies | None = None,
         client_id: str | None = None,
         ws_kalive_ms: int | None = 20_000,
         ws_ping_timeout_ms: int = 5_000,
@@ -94,6 +100,7 @@ class Client:
             csrf_token=csrf_token,
             params=dict(params or {}),
             headers=dict(headers or {}),
+            cookies=cookie_jar(cookies),
             client_id=client_id or str(uuid.uuid4()),
             ws_kalive_ms=ws_kalive_ms,
             ws_ping_timeout_ms=ws_ping_timeout_ms,

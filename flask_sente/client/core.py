@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from http.cookiejar import CookieJar
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UnpackError
@@ -54,6 +55,7 @@ class Options:
     recover: bool = True
     ws_opts: Mapping[str, Any] = field(default_factory=dict)
     ajax_opts: Mapping[str, Any] = field(default_factory=dict)
+    cookies: CookieJar | None = None
 
 
 class Core:

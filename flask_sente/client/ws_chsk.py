@@ -15,6 +15,7 @@ from typing import Any
 
 from ..protocol import CLOSED, ERROR, PONG, WS_PING, WS_PONG, MessageKind
 from .callbacks import Callback
+from .cookies import cookie_header
 from .core import Core
 from .state import now_udt
 from .urls import ws_url
@@ -84,13 +85,18 @@ class WsChsk:
             "csrf-token": core.csrf_token(),
             **core.recovery_params(),
         }
+        url = ws_url(core.opts.url, params)
+        opts = dict(core.opts.ws_opts)
+        cookies = cookie_header(core.opts.cookies, url)  # read at each connect: it may change
+        if cookies:
+            opts["cookie"] = "; ".join(filter(None, [opts.get("cookie"), cookies]))
         conn = WsConnection(
-            ws_url(core.opts.url, params),
+            url,
             listener=self,
             threads=core.threads,
             constructor=core.opts.ws_constructor,
             headers=core.opts.headers,
-            opts=core.opts.ws_opts,
+            opts=opts,
             name=core.name + "-ws",
         )
         self._conn = conn

@@ -15,6 +15,14 @@ export type CloseReason =
   | "ws-ping-timeout"
   | "ws-error";
 
+/** A connection attempt the server refused, and what it answered. */
+export interface Refusal {
+  readonly udt: number;
+  readonly type: "ws" | "ajax";
+  readonly status: number;
+  readonly reason: string;
+}
+
 /** Sente's state map, with its original keys. */
 export interface SenteState {
   readonly type: "auto" | "ws" | "ajax";
@@ -32,6 +40,12 @@ export interface SenteState {
     ev: CloseEvent;
   };
   readonly "udt-next-reconnect"?: number;
+  /**
+   * flask_sente: the server refused the last connection attempt (401 or 403: CSRF token,
+   * origin, authorization), with its answer; removed by the next handshake. Also emitted
+   * as the event ["chsk/refused", Refusal].
+   */
+  readonly refused?: Refusal;
   /** Present (true) only in the new state of a chsk/state event whose open? changed. */
   readonly "open-changed?"?: true;
   readonly "opened?"?: true;

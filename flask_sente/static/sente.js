@@ -34,6 +34,8 @@
   const AJAX_CB = "ajax";
   const PONG = "pong";
   const NIL_UID = "sente/nil-uid";
+  /** Emitted, with {udt, type, status, reason}, when the server refuses to connect this client. */
+  const REFUSED = "chsk/refused";
 
   const DEFAULTS = Object.freeze({
     type: "auto",
@@ -229,6 +231,7 @@
           if (!resp.ok) {
             const e = new Error(`sente: HTTP ${resp.status} from ${url}: ${text.slice(0, 80)}`);
             e.status = resp.status;
+            e.body = text;
             throw e;
           }
           return text;
@@ -240,6 +243,32 @@
           throw e;
         },
       );
+  }
+
+  // -------------------------------------------------------------- refusals
+
+  /** 401 and 403 are the server's checks saying no: CSRF token, origin, authorization. */
+  const isRefusal = (err) => err.status === 401 || err.status === 403;
+
+  /**
+   * Why did a WebSocket fail before its handshake? Browsers hide the HTTP status of a
+   * refused upgrade, so ask over Ajax: a POST with this client's credentials and no event
+   * passes the same checks and is answered 400 (missing event) when they pass, or with
+   * the refusal (401, 403) when they do not. Nothing is sent to the app's handlers.
+   */
+  function probeRefusal(chsk) {
+    const body = formatQs({ udt: now(), "client-id": chsk.clientId });
+    const headers = {
+      "X-Requested-With": "XMLHTTPRequest",
+      "Content-Type": "application/x-www-form-urlencoded;charset=UTF-8",
+    };
+    const token = chsk._csrfToken();
+    if (token !== null) headers["X-CSRF-Token"] = token;
+    const timeoutMs = Math.min(chsk._opts.ajaxTimeoutMs, 10000);
+    const probe = { method: "POST", headers, body };
+    fetchText(chsk._ajaxUrl(), probe, timeoutMs, new AbortController()).catch((err) => {
+      if (isRefusal(err)) chsk._refused("ws", err);
+    });
   }
 
   // --------------------------------------------------------------- retries
@@ -333,6 +362,7 @@
       sock.onclose = (e) => {
         if (!own()) return;
         this.sock = null;
+        const neverOpened = !chsk._state["open?"];
         const lastWsClose = {
           udt: now(),
           code: e.code,
@@ -346,7 +376,9 @@
           }),
         );
         this._failCallbacks();
-        if (!chsk._maybeDowngrade(this)) this._retry(conn);
+        if (chsk._maybeDowngrade(this)) return;
+        if (neverOpened && !pageUnloading) probeRefusal(chsk);
+        this._retry(conn);
       };
     }
 
@@ -554,6 +586,7 @@
               return;
             }
             chsk._swapState((s) => closedState(s, "unexpected"));
+            if (isRefusal(err)) chsk._refused("ajax", err);
             if (pageUnloading) return;
             const next = attempt + 1;
             scheduleRetry(this, next, (now_) => this._poll(conn, now_ ? 0 : next));
@@ -796,6 +829,19 @@
       return true;
     }
 
+    /**
+     * The server refused a connection attempt: kept in the state as `refused` until the next
+     * handshake, and emitted as chsk/refused. Retries go on, as Sente's would; a page may
+     * stop them (disconnect()) and ask for a reload, since a lost session does not return.
+     */
+    _refused(type, err) {
+      if (!this._impl.conn || this._state["open?"]) return; // disconnected, or got through since
+      const reason = String(err.body || "").slice(0, 200); // the server's answer, not a whole page
+      const refused = { udt: now(), type: type, status: err.status, reason: reason };
+      this._swapState((s) => Object.assign({}, s, { refused: refused }));
+      this._emit([REFUSED, refused]);
+    }
+
     _sendClosed(cb) {
       if (cb) cb(CLOSED);
       return false;
@@ -825,6 +871,7 @@
           "handshake-data": hd,
         });
         delete n["udt-next-reconnect"];
+        delete n.refused;
         return n;
       });
       this._emit([HANDSHAKE, [uid, null, hd, first]]);

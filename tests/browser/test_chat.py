@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import struct
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.browser.support import Server
+from tests.support import ROOT
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
 expect = sync_api.expect
 
 CHAT = "examples/chat/app.py"
-SECRET = "browser-tests-secret"  # the same key after a restart keeps the sessions
+SCREENSHOT = ROOT / "examples" / "chat" / "screenshot.py"
+README = ROOT / "README.md"
 
 
 class ChatUser:
@@ -56,12 +61,16 @@ class ChatUser:
 
 @pytest.fixture
 def chat(
-    start_server: Callable[..., Server], new_page: Callable[[], Any]
+    start_server: Callable[..., Server], new_page: Callable[[], Any], tmp_path: Path
 ) -> Callable[..., tuple[Server, Callable[..., ChatUser]]]:
-    """``chat(*args)``: a chat server and ``join(name, ajax=False)`` to open a page on it."""
+    """``chat(*args)``: a chat server and ``join(name, ajax=False)`` to open a page on it.
+
+    The server keeps its session key in an instance folder of the test's own, as the demo
+    keeps it in ``examples/chat/instance``; a restart reads the same key back.
+    """
 
     def start(*args: str) -> tuple[Server, Callable[..., ChatUser]]:
-        server = start_server(CHAT, "--secret-key", SECRET, *args)
+        server = start_server(CHAT, "--instance", str(tmp_path / "instance"), *args)
 
         def join(name: str | None, *, ajax: bool = False) -> ChatUser:
             return ChatUser(new_page(), server, name, ajax=ajax)
@@ -116,26 +125,84 @@ def test_page_falls_back_to_ajax_when_websocket_upgrades_are_refused(chat: Any) 
 
 
 @pytest.mark.parametrize("transport", ["ws", "ajax"])
-def test_page_reconnects_after_the_server_restarts(chat: Any, transport: str) -> None:
+def test_two_tabs_keep_working_across_a_restart(chat: Any, transport: str) -> None:
+    """The session key is kept in the instance folder: after a restart the server still
+    knows both tabs' sessions. Offline, the page says so instead of pretending."""
     server, join = chat()
     alice = join("alice", ajax=transport == "ajax")
     bob = join("bob", ajax=transport == "ajax")
     alice.say("before the restart")
     expect(bob.message("before the restart")).to_be_visible()
+    eventually(alice.online, ["alice", "bob"], alice.page)
 
     server.kill()
-    expect(alice.status).to_have_attribute("data-open", "false")
-    expect(bob.status).to_have_attribute("data-open", "false")
-    server.restart()
+    for user in (alice, bob):
+        expect(user.status).to_have_attribute("data-open", "false")
+        expect(user.page.locator("#online")).to_have_attribute("data-stale", "true")
+        expect(user.page.locator("#stale")).to_be_visible()
+    alice.page.fill("#text", "sent while offline")
+    alice.page.click("#send")
+    expect(alice.page.locator("#notice")).to_have_text(
+        "Not sent: you are offline. Your message is still in the box: send it again once connected."
+    )
+    expect(alice.page.locator("#text")).to_have_value("sent while offline")
 
-    expect(alice.status).to_have_attribute("data-open", "true", timeout=30_000)
-    expect(bob.status).to_have_attribute("data-open", "true", timeout=30_000)
-    alice.expect_transport(transport)
-    expect(alice.page.locator("body")).to_have_attribute("data-uid", "alice")
+    server.restart()
+    for user in (alice, bob):
+        expect(user.status).to_have_attribute("data-open", "true", timeout=30_000)
+        expect(user.page.locator("#online")).to_have_attribute("data-stale", "false")
+        expect(user.page.locator("#stale")).to_be_hidden()
+        expect(user.page.locator("body")).to_have_attribute("data-uid", user.name)
+        user.expect_transport(transport)
+    expect(alice.page.locator("#notice")).to_have_text("")
+    alice.page.click("#send")  # the kept text
+    expect(alice.page.locator("#text")).to_have_value("")
+    expect(bob.message("sent while offline")).to_be_visible()
     bob.say("after the restart")
     expect(alice.message("after the restart")).to_be_visible()
-    alice.say("still here")
-    expect(bob.message("still here")).to_be_visible()
+    eventually(alice.online, ["alice", "bob"], alice.page)
+
+
+@pytest.mark.parametrize("transport", ["ws", "ajax"])
+def test_a_lost_session_key_says_session_expired(chat: Any, transport: str, tmp_path: Path) -> None:
+    """The instance folder lost its key (a fresh deploy, say): every old session is gone.
+    The pages stop retrying, say so, and a reload starts a new session."""
+    server, join = chat()
+    alice = join("alice", ajax=transport == "ajax")
+    bob = join("bob", ajax=transport == "ajax")
+
+    server.kill()
+    (tmp_path / "instance" / "secret_key").unlink()
+    server.restart()
+
+    for user in (alice, bob):
+        expect(user.page.locator("#status-text")).to_have_text(
+            "session expired: reload", timeout=30_000
+        )
+        expect(user.page.locator("#expired")).to_be_visible()
+        expect(user.page.locator("#expired-reason")).to_have_text("Bad CSRF token")
+        assert user.page.evaluate("chsk.state.refused.status") == 403
+        assert user.page.evaluate("chsk.state['udt-next-reconnect']") is None
+
+    # Retrying cannot help, so the page stopped: not even "back online" makes it try again.
+    tries: list[str] = []
+    alice.page.on("request", lambda r: tries.append(r.url) if "/chsk" in r.url else None)
+    alice.page.evaluate("window.dispatchEvent(new Event('online'))")
+    alice.page.fill("#text", "lost?")
+    alice.page.click("#send")
+    expect(alice.page.locator("#notice")).to_have_text(
+        "Not sent: your session expired; reload the page."
+    )
+    assert tries == []
+
+    alice.page.click("#reload")
+    expect(alice.status).to_have_attribute("data-open", "true")
+    expect(alice.page.locator("#expired")).to_be_hidden()
+    expect(alice.page.locator("#login")).to_be_visible()  # a new session: log in again
+    alice.page.fill("#user", "alice")
+    alice.page.click("#login button[type=submit]")
+    expect(alice.page.locator("body")).to_have_attribute("data-uid", "alice")
+    expect(alice.status).to_have_attribute("data-open", "true")
 
 
 def test_private_messages_reach_only_their_user(chat: Any) -> None:
@@ -212,3 +279,21 @@ def test_force_ajax_button_switches_transport(chat: Any) -> None:
     alice.expect_transport("ajax")
     expect(alice.page.locator("#toggle-ajax")).to_have_text("Use WebSocket")
     expect(alice.page.locator("body")).to_have_attribute("data-uid", "alice")
+
+
+def test_the_readme_picture_is_taken_from_the_demo(chat: Any, browser: Any) -> None:
+    """docs/demo.png, the README's picture, is two tabs of the demo talking: retaken here,
+    so it shows the demo as it is (the same conversation leaves the file as it was)."""
+    spec = importlib.util.spec_from_file_location("chat_screenshot", SCREENSHOT)
+    assert spec is not None and spec.loader is not None
+    screenshot = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(screenshot)
+    server, _ = chat()
+    out = ROOT / "docs" / "demo.png"
+    screenshot.take(browser.browser_type, server.url + "/", out)
+
+    head = out.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", head[16:24])
+    assert width > 2 * screenshot.TAB["width"] > height
+    assert "![" in README.read_text() and "](docs/demo.png)" in README.read_text()

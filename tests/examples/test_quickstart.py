@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -10,8 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from flask_sente.client import Client
-from tests.support import ServerProcess
+from tests.support import ROOT, ServerProcess
 
 WERKZEUG_READY = r"Running on (http://\S+)"
 
@@ -26,23 +27,36 @@ def quickstart() -> Iterator[ServerProcess]:
 
 
 def test_python_client_as_in_the_quickstart(quickstart: ServerProcess) -> None:
-    web = requests.Session()
-    page = web.get(quickstart.url + "/", timeout=5).text
-    match = re.search(r'name="csrf-token" content="([^"]+)"', page)
-    assert match is not None
-    cookie = "; ".join(f"{k}={v}" for k, v in web.cookies.items())
-    with Client(
-        quickstart.url + "/chsk", csrf_token=match.group(1), headers={"Cookie": cookie}
-    ) as chsk:
-        reply = chsk.request(["demo/hello", {"name": "python"}], timeout=5)
-        assert re.fullmatch(r"hello python, you are user-[0-9a-f]{6}", reply["greeting"])
-        ticks = []
-        while len(ticks) < 3:
-            msg = chsk.next_event(timeout=5)
-            assert msg is not None, f"pushes missing after {ticks}"
-            if msg.id == "demo/tick":
-                ticks.append(msg.data)
-        assert ticks == [1, 2, 3]
+    done = subprocess.run(
+        [sys.executable, "examples/quickstart_client.py", quickstart.url],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},  # this checkout's flask_sente
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    greeting, ticks = done.stdout.splitlines()
+    assert re.fullmatch(r"\{'greeting': 'hello python, you are user-[0-9a-f]{6}'\}", greeting)
+    assert ticks == "[1, 2, 3]"
+
+
+def test_the_command_line_client_as_in_the_quickstart(quickstart: ServerProcess) -> None:
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "flask_sente.client", quickstart.url + "/chsk",
+            "--csrf-from", quickstart.url + "/",
+        ],
+        input='["demo/hello", {"name": "shell"}]\n',
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert re.search(
+        r" reply \{\"greeting\": \"hello shell, you are user-[0-9a-f]{6}\"\}", done.stdout
+    )
 
 
 def test_channel_socket_without_the_page_token_is_refused(quickstart: ServerProcess) -> None:

@@ -11,6 +11,7 @@
   const typers = new Map(); // uid -> timer clearing their "is typing"
   let me = null;
   let online = [];
+  let expired = null; // the server's refusal, once it no longer knows our session
 
   // ------------------------------------------------------------ status line
 
@@ -19,7 +20,9 @@
     const el = $("status");
     const transport = s.type === "ajax" ? "Ajax long-poll" : s.type === "ws" ? "WebSocket" : "…";
     let text;
-    if (s["open?"]) {
+    if (expired) {
+      text = "session expired: reload";
+    } else if (s["open?"]) {
       text = `connected · ${transport}`;
     } else if (s["udt-next-reconnect"]) {
       const secs = Math.max(0, Math.ceil((s["udt-next-reconnect"] - Date.now()) / 1000));
@@ -33,9 +36,25 @@
     el.dataset.type = s.type;
     el.classList.toggle("open", !!s["open?"]);
     $("status-text").textContent = text;
+    // Offline, the list shows who was online when we last knew.
+    const stale = !s["open?"] && !!s["ever-opened?"];
+    $("online").dataset.stale = String(stale);
+    $("stale").hidden = !stale;
+    if (s["open?"] && $("notice").dataset.offline === "true") notice(""); // online again
   }
   chsk.onState(renderStatus);
   setInterval(renderStatus, 1000);
+
+  // The server refused us (403): after a restart with a new session key, say, our session
+  // and its CSRF token are gone for good. Retrying cannot help; a reload gets a new session.
+  chsk.on("chsk/refused", (msg) => {
+    expired = msg.data;
+    chsk.disconnect();
+    $("expired-reason").textContent = msg.data.reason || `HTTP ${msg.data.status}`;
+    $("expired").hidden = false;
+    renderStatus();
+  });
+  $("reload").addEventListener("click", () => location.reload());
 
   $("toggle-ajax").textContent = forcedAjax ? "Use WebSocket" : "Force Ajax";
   $("toggle-ajax").addEventListener("click", () => {
@@ -48,6 +67,7 @@
 
   function notice(text) {
     $("notice").textContent = text || "";
+    $("notice").dataset.offline = "false";
   }
 
   // ------------------------------------------------------------ identity
@@ -201,9 +221,25 @@
       notice("");
       stopTyping();
     } catch (err) {
-      notice(`Not sent: ${err.reason || err.message}`);
+      notice(`Not sent: ${whyNotSent(err)}`);
+      $("notice").dataset.offline = String(err.reason === "chsk/closed");
     }
   });
+
+  /** A failed send in plain words; the text stays in the box to send again. */
+  function whyNotSent(err) {
+    if (expired) return "your session expired; reload the page.";
+    switch (err.reason) {
+      case "chsk/closed":
+        return "you are offline. Your message is still in the box: send it again once connected.";
+      case "chsk/timeout":
+        return "the server did not answer in time; it may not have arrived.";
+      case "chsk/error":
+        return "the connection failed while sending. Try again.";
+      default:
+        return err.message;
+    }
+  }
 
   // ------------------------------------------------------------ typing
 
