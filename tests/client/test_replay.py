@@ -89,8 +89,21 @@ class PythonDriver:
 def test_the_client_sends_what_sentes_client_sent(
     make_client: Callable[..., Client], name: str, packer: str, transport: str
 ) -> None:
+    _replay(make_client, name, packer, transport)
+
+
+def test_a_poll_ended_by_closing_its_connection_is_f11_too(
+    make_client: Callable[..., Client],
+) -> None:
+    """F11's other form (the terminator, then the connection closed): the same reconnect."""
+    _replay(make_client, "cljs-ajax", "edn", "ajax", close_after_raw=True)
+
+
+def _replay(
+    make_client: Callable[..., Client], name: str, packer: str, transport: str, **options: Any
+) -> None:
     script = Script(transcripts.load(name), get_packer(packer))
-    with ReplayServer(script) as server:
+    with ReplayServer(script, **options) as server:
         client = make_client(
             server.url,
             type=transport,

@@ -6,6 +6,12 @@ chunk terminator. It finds each client message among the recorded ones (equal af
 normalising the script allows), writes the recorded answer, and logs what the client sent,
 with every mismatch: a message the real client never sent, or headers that differ from the
 real client's beyond what ``platform_headers`` names (the platform's own, not Sente's).
+``pages`` (path to content type and body) serves a browser test its page, apart from all that.
+
+F11's bare chunk terminator fails the poll of a Node or Python client at once, but a browser
+waits for more bytes while the connection stays open (Chromium: until the request's own
+timeout). ``close_after_raw`` takes the other form F11 allows, the terminator and then the
+end of the connection, which fails a browser's request at once too.
 
 Timer-driven messages come on this server's own clock, with the recorded bytes: the
 long-poll timeout after ``lp_timeout_ms``, and the keepalive ping when a test calls
@@ -20,13 +26,13 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from wsproto.utilities import generate_accept_token
 
-from tests.client.replay.script import Exchange, Script, frame_key, header
+from tests.client.replay.script import Exchange, Script, frame_key, header, target_of
 from tests.client.replay.wire import Peer, header_set, read_frame, show, ws_frame
 from tests.transcripts import Record
 
@@ -58,10 +64,14 @@ class ReplayServer:
         *,
         lp_timeout_ms: int = 3000,
         platform_headers: Iterable[str] = PYTHON_PLATFORM,
+        pages: Mapping[str, tuple[str, bytes]] | None = None,
+        close_after_raw: bool = False,
     ) -> None:
         self.script = script
         self.lp_timeout = lp_timeout_ms / 1000
         self.platform = frozenset(platform_headers)
+        self.pages = dict(pages or {})
+        self.close_after_raw = close_after_raw
         self.seen: list[Seen] = []
         self.mismatches: list[str] = []
         self.cond = threading.Condition()
@@ -224,6 +234,15 @@ class ReplayServer:
 
     def _request(self, peer: Peer, record: Record) -> bool:
         """Answer one HTTP request; False when the connection is done."""
+        page = self.pages.get(target_of(record.head)[1])
+        if page is not None:  # the test's own page, not Sente's traffic: not logged
+            content_type, body = page
+            peer.write(
+                f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            return True
         lane = self.script.lane(record)
         seen = self._log(peer, record, lane)
         is_poll = lane == "poll" and not self.script.is_handshake_poll(record)
@@ -293,6 +312,8 @@ class ReplayServer:
             peer.write(ws_frame(record.opcode, body))
         elif record.kind == "raw":
             peer.write(record.body)
+            if self.close_after_raw:
+                peer.shutdown()
         else:
             head = record.head
             key = header(request.head, "sec-websocket-key") if request else None
