@@ -25,7 +25,7 @@ from .callbacks import Callback
 from .core import Core, Options
 from .events import ChRecv, ClientEventMsg
 from .recovery import LAST_SEQ_PARAM
-from .router import E, H, Handler, Handlers, run_router
+from .router import E, ErrorHandler, H, Handler, Routing
 from .state import ClientState
 from .urls import http_url
 from .ws_chsk import WsChsk
@@ -109,11 +109,12 @@ class Client:
         )
         http_url(url)  # fail now, with a clear message, on a URL that cannot work
         self.ch_recv = ChRecv(recv_buf_or_n, self)
-        self._core = Core(self._opts, self._packer, self.ch_recv, self)
+        self._core = Core(self._opts, self._packer, self.ch_recv)
         self._impl: WsChsk | AjaxChsk | None = None
-        self._handlers = Handlers()
-        self._router: tuple[Handler | None, dict[str, Any]] | None = None
-        self._router_stop: threading.Event | None = None
+        core = self._core
+        self._routing = Routing(
+            self.ch_recv, core.lock, lambda fn: core.threads.spawn(core.name + "-router", fn)
+        )
 
     # ------------------------------------------------------------------ properties
 
@@ -169,8 +170,7 @@ class Client:
                 self._impl = WsChsk(core, on_refused=on_refused)
             self._impl.connect()
             _live_clients.add(self)
-            if self._router is not None:
-                self._start_router_thread()
+            self._routing.connected()
         return self
 
     def disconnect(self) -> None:
@@ -190,9 +190,7 @@ class Client:
         impl.disconnect("requested-disconnect", wait=CLOSE_WAIT)
         core.callbacks.resolve_all(CLOSED)
         self.ch_recv.close()
-        if self._router_stop is not None:
-            self._router_stop.set()
-            self.ch_recv.wake()
+        self._routing.disconnected()
         stragglers = core.threads.join_all(JOIN_TIMEOUT)
         if stragglers:
             log.warning("client threads still running after disconnect: %s", stragglers)
@@ -323,58 +321,47 @@ class Client:
             yield msg
 
     def on(self, event_id: str) -> Callable[[H], H]:
-        """Decorator: ``@client.on("chat/msg")`` handles that event id on the router thread."""
-        return self._handlers.on(event_id)
+        """Decorator: ``@client.on("chat/msg")`` handles events with that id.
+
+        Registered handlers just run: on the client's router thread, from :meth:`connect`
+        on, or at once on a connected client (unless :meth:`start_router` routes elsewhere).
+        """
+        register = self._routing.handlers.on(event_id)
+
+        def decorator(fn: H) -> H:
+            register(fn)
+            self._routing.registered()
+            return fn
+
+        return decorator
 
     def on_default(self, fn: H) -> H:
-        return self._handlers.on_default(fn)
+        """Decorator: handle every event that no :meth:`on` handler claims."""
+        self._routing.handlers.on_default(fn)
+        self._routing.registered()
+        return fn
 
     def on_error(self, fn: E) -> E:
-        return self._handlers.on_error(fn)
+        """Decorator: ``fn(msg, exc)`` is called when a handler raises."""
+        self._routing.handlers.on_error(fn)
+        return fn
 
     def start_router(
         self,
         handler: Handler | None = None,
         *,
-        error_handler: Callable[[ClientEventMsg, BaseException], Any] | None = None,
+        error_handler: ErrorHandler | None = None,
         trace_evs: bool = False,
     ) -> Callable[[], None]:
-        """Call ``handler`` (default: the ``@on`` handlers) for each event; returns ``stop``.
+        """Sente's ``start-client-chsk-router!``: call ``handler`` (default: the registered
+        handlers) for each event, in place of any router running; returns ``stop``.
 
-        The router thread lives while the client is connected and comes back on connect.
+        ``error_handler(msg, exc)`` gets a handler's exceptions (default: the ``on_error``
+        handler, else the log); ``trace_evs`` logs each event first (DEBUG). The router
+        thread lives while the client is connected and comes back on connect; ``stop()``
+        ends routing until a router is started or a handler registered again.
         """
-        with self._core.lock:
-            opts = {"error_handler": error_handler, "trace_evs": trace_evs}
-            self._router = (handler, opts)
-            if self._router_stop is not None:
-                self._router_stop.set()
-                self.ch_recv.wake()
-            if self._impl is not None:
-                self._start_router_thread()
-        router = self._router
-
-        def stop() -> None:
-            with self._core.lock:
-                if self._router is router:
-                    self._router = None
-                    if self._router_stop is not None:
-                        self._router_stop.set()
-                        self.ch_recv.wake()
-
-        return stop
-
-    def _start_router_thread(self) -> None:
-        assert self._router is not None
-        handler, opts = self._router
-        stop = self._router_stop = threading.Event()
-        fn = handler or self._handlers.dispatch
-        error_handler = opts["error_handler"] or (None if handler else self._handlers.handle_error)
-        self._core.threads.spawn(
-            self._core.name + "-router",
-            lambda: run_router(
-                self.ch_recv, fn, stop, error_handler=error_handler, trace_evs=opts["trace_evs"]
-            ),
-        )
+        return self._routing.start(handler, error_handler, trace_evs)
 
 
 @atexit.register

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import UnpackError
 from ..packers import Packer
@@ -24,9 +24,6 @@ from .events import ChRecv
 from .recovery import LAST_SEQ_PARAM, Received, unpack_numbered
 from .runtime import Dispatcher, Scheduler, ThreadSet
 from .state import ClientState, WatchFn, now_udt, state_event_maps
-
-if TYPE_CHECKING:
-    from .client import Client
 
 __all__ = ["Core", "Options"]
 
@@ -59,11 +56,10 @@ class Options:
 class Core:
     """Shared by the channel socket implementations of one client."""
 
-    def __init__(self, opts: Options, packer: Packer, ch_recv: ChRecv, client: Client) -> None:
+    def __init__(self, opts: Options, packer: Packer, ch_recv: ChRecv) -> None:
         self.opts = opts
         self.packer = packer
         self.ch_recv = ch_recv
-        self.client = client
         self.lock = threading.RLock()
         self.state = ClientState({"type": opts.type, "open?": False, "ever-opened?": False})
         self.callbacks = PendingCallbacks()
