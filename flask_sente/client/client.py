@@ -22,7 +22,7 @@ from ..protocol import CLOSED, ERROR, TIMEOUT, assert_event, cb_error, normalize
 from .ajax_chsk import AjaxChsk
 from .backoff import exp_backoff
 from .callbacks import Callback
-from .core import Core, Options
+from .core import DEFAULT_PING_TIMEOUT_MS, Core, Options, alias
 from .events import ChRecv, ClientEventMsg
 from .recovery import LAST_SEQ_PARAM
 from .router import E, ErrorHandler, H, Handler, Routing
@@ -56,6 +56,10 @@ class Client:
     With ``recover`` (the default) the client reports the last push it received, so a
     flask_sente server resends, after a reconnect, the pushes it missed (none twice);
     ``recover=False`` sends exactly what Sente's clients send. See ``docs/reliability.md``.
+
+    ``client_uuid`` and ``ws_kalive_ping_timeout_ms`` are Sente's older names for
+    ``client_id`` and ``ws_ping_timeout_ms`` (default 5000 ms); giving both names of one
+    option, with different values, is a :class:`~flask_sente.errors.ConfigError`.
     """
 
     def __init__(
@@ -69,7 +73,7 @@ class Client:
         headers: Mapping[str, str] | None = None,
         client_id: str | None = None,
         ws_kalive_ms: int | None = 20_000,
-        ws_ping_timeout_ms: int = 5_000,
+        ws_ping_timeout_ms: int | None = None,
         backoff_ms_fn: Callable[[int], int] = exp_backoff,
         wrap_recv_evs: bool = False,
         recv_buf_or_n: int = 2048,
@@ -80,6 +84,8 @@ class Client:
         ws_constructor: Callable[..., Any] | None = None,
         ws_opts: Mapping[str, Any] | None = None,
         ajax_opts: Mapping[str, Any] | None = None,
+        client_uuid: str | None = None,
+        ws_kalive_ping_timeout_ms: int | None = None,
     ) -> None:
         if type not in ("auto", "ws", "ajax"):
             raise ConfigError(f"type must be 'auto', 'ws' or 'ajax', got {type!r}")
@@ -88,6 +94,13 @@ class Client:
         if ws_kalive_ms is not None and ws_kalive_ms < 0:
             raise ConfigError("ws_kalive_ms must be positive, or 0 / None to disable keepalive")
         self._packer = get_packer(packer)
+        client_id = alias("client_id", client_id, "client_uuid", client_uuid)
+        ping_timeout = alias(
+            "ws_ping_timeout_ms",
+            ws_ping_timeout_ms,
+            "ws_kalive_ping_timeout_ms",
+            ws_kalive_ping_timeout_ms,
+        )
         self._opts = Options(
             url=url,
             type=type,
@@ -96,7 +109,7 @@ class Client:
             headers=dict(headers or {}),
             client_id=client_id or str(uuid.uuid4()),
             ws_kalive_ms=ws_kalive_ms,
-            ws_ping_timeout_ms=ws_ping_timeout_ms,
+            ws_ping_timeout_ms=DEFAULT_PING_TIMEOUT_MS if ping_timeout is None else ping_timeout,
             backoff_ms_fn=backoff_ms_fn,
             wrap_recv_evs=wrap_recv_evs,
             ajax_timeout_ms=ajax_timeout_ms,

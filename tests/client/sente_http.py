@@ -148,6 +148,7 @@ class SenteHandler(BaseHTTPRequestHandler):
         params = self._params()
         with sente.cond:
             sente.http_log.append(("GET", self.path, dict(self.headers.items()), b""))
+            sente.cond.notify_all()
         path = urlsplit(self.path).path
         if path == "/push":
             sente.push(params["uid"], [["test/oob-push", params.get("data")]])
@@ -236,6 +237,7 @@ class SenteHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(length)
         with sente.cond:
             sente.http_log.append(("POST", self.path, dict(self.headers.items()), body))
+            sente.cond.notify_all()
         form = {k: v[0] for k, v in parse_qs(body.decode(), True).items()}
         if not self._csrf_ok(form):
             self._reply(403, "Bad CSRF token")

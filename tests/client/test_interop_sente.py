@@ -18,7 +18,7 @@ from flask_sente.client import Client
 from flask_sente.errors import ReplyTimeout
 from flask_sente.protocol import NIL_UID, Keyword
 from tests.client.helpers import next_id, wait_until
-from tests.client.sente_server import ScriptedSente
+from tests.client.sente_server import CSRF, ScriptedSente
 
 TRANSPORTS = ["ws", "ajax"]
 HD = {Keyword("hello"): "world", Keyword("n"): 1}
@@ -33,7 +33,7 @@ def test_handshake_opens_and_emits_state_then_handshake(
     state_msg = next_id(client, "chsk/state")
     old, new, open_changed = state_msg.data
     assert open_changed is True
-    assert old == {"type": transport, "open?": False, "ever-opened?": False}
+    assert old == {"type": transport, "open?": False, "ever-opened?": False, "csrf-token": CSRF}
     assert new["first-open?"] is True and new["opened?"] is True and new["open-changed?"] is True
     hs = next_id(client, "chsk/handshake")
     assert hs.data == ["cid-1", None, HD, True]
