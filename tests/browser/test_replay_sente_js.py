@@ -41,8 +41,9 @@ BROWSER_PLATFORM = {
     "sec-ch-ua*",
 }
 RECORD = """(opts) => {
-  window.rec = { events: [], states: [] };
-  window.c = Sente.connect("/chsk", opts);
+  window.rec = { events: [], states: [], backoffs: [] };
+  const backoffMsFn = (n) => { rec.backoffs.push(n); return 60000; };
+  window.c = Sente.connect("/chsk", { ...opts, backoffMsFn });
   const plain = (x) => JSON.parse(JSON.stringify(x, (k, v) => (v instanceof Event ? k : v)));
   c.onAny((m) => rec.events.push(plain(m.event)));
   c.onState((s) => rec.states.push(plain(s)));
@@ -130,4 +131,5 @@ def test_sente_js_sends_what_sentes_client_sent(
             "recover": False,
         }
         play(script, server, BrowserDriver(page, options), transport)
+        assert page.evaluate("rec.backoffs") == [], "every reconnect is immediate (F9, F11)"
     assert_wire(script, server, transport)

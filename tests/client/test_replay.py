@@ -103,6 +103,12 @@ def _replay(
     make_client: Callable[..., Client], name: str, packer: str, transport: str, **options: Any
 ) -> None:
     script = Script(transcripts.load(name), get_packer(packer))
+    backoffs: list[int] = []
+
+    def backoff(attempt: int) -> int:
+        backoffs.append(attempt)
+        return 60_000
+
     with ReplayServer(script, **options) as server:
         client = make_client(
             server.url,
@@ -110,7 +116,25 @@ def _replay(
             packer=packer,
             client_id=script.client_id,
             recover=False,
+            backoff_ms_fn=backoff,
             **RECORDED,
         )
         play(script, server, PythonDriver(client), transport)
     assert_wire(script, server, transport)
+    assert backoffs == [], "every reconnect of the scenarios is immediate (F9, F11)"
+
+
+@pytest.mark.parametrize(
+    ("name", "transport", "lane"), [("cljs-ws", "ws", "ws"), ("cljs-ajax", "ajax", "poll")]
+)
+def test_recovery_adds_one_parameter_and_nothing_else(
+    make_client: Callable[..., Client], name: str, transport: str, lane: str
+) -> None:
+    """With ``recover`` on (the default), the first request is the real client's plus
+    ``fs-last-seq`` (which a real Sente server ignores)."""
+    script = Script(transcripts.load(name), get_packer("edn"))
+    with ReplayServer(script) as server:
+        make_client(server.url, type=transport, client_id=script.client_id, **RECORDED).connect()
+        first = server.wait_for(lambda: server.lane(lane))[0].record
+    _, method, target, body = script.key(script.client_records(lane)[0])
+    assert script.key(first) == ("http", method, target + "&fs-last-seq=-", body)
