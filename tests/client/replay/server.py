@@ -230,7 +230,7 @@ class ReplayServer:
                 if not self._request(peer, Record(0, peer.n, "C", "http", head=head, body=body)):
                     return
         finally:
-            peer.shutdown()
+            peer.close()
 
     def _request(self, peer: Peer, record: Record) -> bool:
         """Answer one HTTP request; False when the connection is done."""

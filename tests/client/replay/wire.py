@@ -60,6 +60,10 @@ class Peer:
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
 
+    def close(self) -> None:
+        self.shutdown()
+        self.sock.close()
+
 
 def ws_frame(opcode: str, payload: bytes) -> bytes:
     """A server frame: fin, unmasked, as every recorded server frame."""
