@@ -1,22 +1,18 @@
 """A server on 127.0.0.1 that answers a client with the bytes a real Sente server sent.
 
 Every byte it writes comes from a transcript (through :class:`~.script.Script`): the ``101``
-and its handshake frame, replies, pushes, close frames, the long-poll answers and F11's bare
-chunk terminator. It finds each client message among the recorded ones (equal after the
-normalising the script allows), writes the recorded answer, and logs what the client sent,
-with every mismatch: a message the real client never sent, or headers that differ from the
-real client's beyond what ``platform_headers`` names (the platform's own, not Sente's).
-``pages`` (path to content type and body) serves a browser test its page, apart from all that.
+and its handshake frame, replies, pushes, close frames, long-poll answers, F11's bare chunk
+terminator. It finds each client message among the recorded ones (equal after the script's
+normalising), writes the recorded answer, and logs what the client sent, with every mismatch:
+a message the real client never sent, or headers that differ from the real client's beyond
+``platform_headers`` (the platform's own). ``pages`` serves a browser test its page.
+Timer-driven messages come on this server's clock, with the recorded bytes: the long-poll
+timeout after ``lp_timeout_ms``, the keepalive ping when a test calls :meth:`~ReplayServer.ping`.
 
-F11's bare chunk terminator fails the poll of a Node or Python client at once, but a browser
-waits for more bytes while the connection stays open (Chromium: until the request's own
-timeout). ``close_after_raw`` takes the other form F11 allows, the terminator and then the
-end of the connection, which fails a browser's request at once too.
-
-Timer-driven messages come on this server's own clock, with the recorded bytes: the
-long-poll timeout after ``lp_timeout_ms``, and the keepalive ping when a test calls
-:meth:`ReplayServer.ping`. Raw sockets (no HTTP library), so it writes exactly what it means
-to and sees exactly what the client wrote: header case, masks, close codes, TCP FIN.
+F11's terminator fails the poll of a Node or Python client at once, but a browser waits for
+more bytes while the connection stays open (Chromium: until its request times out);
+``close_after_raw`` takes the other form F11 allows, the terminator then the end of the
+connection, which fails a browser's request at once too.
 """
 
 from __future__ import annotations
@@ -32,6 +28,7 @@ from typing import Any
 
 from wsproto.utilities import generate_accept_token
 
+from tests.client.replay import wire
 from tests.client.replay.script import Exchange, Script, frame_key, header, target_of
 from tests.client.replay.wire import Peer, header_set, read_frame, show, ws_frame
 from tests.transcripts import Record
@@ -180,33 +177,26 @@ class ReplayServer:
         for exchange in self.script.scenario_exchanges(scenario):
             if exchange.lane != "helper":
                 continue
-            head = exchange.request.head.replace(f":{self.script.port}\r\n", f":{self.port}\r\n")
-            with socket.create_connection(("127.0.0.1", self.port), timeout=10) as sock:
-                sock.sendall(head.encode("latin-1") + exchange.request.body)
-                peer = Peer(sock, 0)
-                response = peer.read_until(b"\r\n\r\n") or b""
-                length = header(response.decode("latin-1"), "content-length") or "0"
-                out.append(response + (peer.read_exact(int(length)) or b""))
+            request = exchange.request
+            head = request.head.replace(f":{self.script.port}\r\n", f":{self.port}\r\n")
+            out.append(wire.http_exchange(self.port, head.encode("latin-1") + request.body))
         return out
 
     # ------------------------------------------------------------------ serving
 
+    def _note(self, items: list[Any], item: Any) -> None:
+        """Append to a log the tests wait on."""
+        with self.cond:
+            items.append(item)
+            self.cond.notify_all()
+
     def _log(self, peer: Peer, record: Record, lane: str) -> Seen:
         seen = Seen(round(time.monotonic() - self._t0, 3), peer.n, lane, record)
-        with self.cond:
-            self.seen.append(seen)
-            self.cond.notify_all()
+        self._note(self.seen, seen)
         return seen
 
-    def _answered(self, seen: Seen, record: Record) -> None:
-        with self.cond:
-            seen.answered.append(record)
-            self.cond.notify_all()
-
     def _mismatch(self, text: str) -> None:
-        with self.cond:
-            self.mismatches.append(text)
-            self.cond.notify_all()
+        self._note(self.mismatches, text)
 
     def _pick(self, record: Record) -> Exchange | None:
         """The recorded exchange of this message: the first one not replayed yet."""
@@ -236,19 +226,15 @@ class ReplayServer:
         """Answer one HTTP request; False when the connection is done."""
         page = self.pages.get(target_of(record.head)[1])
         if page is not None:  # the test's own page, not Sente's traffic: not logged
-            content_type, body = page
-            peer.write(
-                f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n".encode()
-                + body
-            )
+            peer.write(wire.ok_response(*page))
             return True
         lane = self.script.lane(record)
         seen = self._log(peer, record, lane)
         is_poll = lane == "poll" and not self.script.is_handshake_poll(record)
-        exchange = None if is_poll else self._pick(record)
-        if is_poll:
+        if is_poll:  # any recorded poll: the answer depends on what happens meanwhile
             exchange = next(iter(self.script.find(self.script.key(record))), None)
+        else:
+            exchange = self._pick(record)
         seen.exchange = exchange
         if exchange is None:
             self._mismatch(f"conn={peer.n} a request the real client never sent: {show(record)}")
@@ -282,7 +268,7 @@ class ReplayServer:
             recorded_cb = frame_key(self.script.packer, request.opcode, request.body)[2]
         for record in exchange.answer:
             self._write(peer, record, recorded_cb, cb, request=seen.record)
-            self._answered(seen, record)
+            self._note(seen.answered, record)
         for record in exchange.consequences:
             if record.kind == "ws":
                 with self.cond:
@@ -372,7 +358,7 @@ class ReplayServer:
         answer = self.script.timeout if got is False else got
         assert answer is not None, "the transcript has no long-poll timeout"
         self._write(peer, answer, None, None)
-        self._answered(seen, answer)
+        self._note(seen.answered, answer)
         return True
 
     def _hold(self, peer: Peer, seen: Seen) -> bool:

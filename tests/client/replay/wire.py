@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import replace
 
+from tests.client.replay.script import header
 from tests.transcripts import Record
 
 OPCODES = {"cont": 0, "text": 1, "binary": 2, "close": 8, "ping": 9, "pong": 10}
@@ -63,6 +64,21 @@ class Peer:
     def close(self) -> None:
         self.shutdown()
         self.sock.close()
+
+
+def ok_response(content_type: str, body: bytes) -> bytes:
+    head = f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}"
+    return head.encode() + b"\r\n\r\n" + body
+
+
+def http_exchange(port: int, request: bytes) -> bytes:
+    """Send raw request bytes to 127.0.0.1:``port`` on a new connection; the response."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        peer = Peer(sock, 0)
+        head = peer.read_until(b"\r\n\r\n") or b""
+        length = header(head.decode("latin-1"), "content-length") or "0"
+        return head + (peer.read_exact(int(length)) or b"")
 
 
 def ws_frame(opcode: str, payload: bytes) -> bytes:
