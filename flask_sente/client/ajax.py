@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.util import SKIP_HEADER
 
 from .runtime import ThreadSet
 from .state import now_udt
@@ -105,7 +106,11 @@ def _shutdown(conn: Any) -> None:
 
 
 def _session(dead: Callable[[], bool]) -> tuple[requests.Session, _AbortableAdapter]:
+    """A session whose requests carry the headers Sente's Ajax client sends, and not
+    requests' own ``Accept`` and ``Accept-Encoding``."""
     session = requests.Session()
+    del session.headers["Accept"]
+    session.headers["Accept-Encoding"] = SKIP_HEADER
     adapter = _AbortableAdapter(dead)
     session.mount("http://", adapter)
     session.mount("https://", adapter)

@@ -23,10 +23,10 @@ from .ajax_chsk import AjaxChsk
 from .backoff import exp_backoff
 from .callbacks import Callback
 from .cookies import Cookies, cookie_jar
-from .core import Core, Options
+from .core import DEFAULT_PING_TIMEOUT_MS, Core, Options, alias
 from .events import ChRecv, ClientEventMsg
 from .recovery import LAST_SEQ_PARAM
-from .router import E, H, Handler, Handlers, run_router
+from .router import E, ErrorHandler, H, Handler, Routing
 from .state import ClientState
 from .urls import http_url
 from .ws_chsk import WsChsk
@@ -61,6 +61,10 @@ class Client:
     With ``recover`` (the default) the client reports the last push it received, so a
     flask_sente server resends, after a reconnect, the pushes it missed (none twice);
     ``recover=False`` sends exactly what Sente's clients send. See ``docs/reliability.md``.
+
+    ``client_uuid`` and ``ws_kalive_ping_timeout_ms`` are Sente's older names for
+    ``client_id`` and ``ws_ping_timeout_ms`` (default 5000 ms); giving both names of one
+    option, with different values, is a :class:`~flask_sente.errors.ConfigError`.
     """
 
     def __init__(
@@ -75,7 +79,7 @@ class Client:
         cookies: Cookies | None = None,
         client_id: str | None = None,
         ws_kalive_ms: int | None = 20_000,
-        ws_ping_timeout_ms: int = 5_000,
+        ws_ping_timeout_ms: int | None = None,
         backoff_ms_fn: Callable[[int], int] = exp_backoff,
         wrap_recv_evs: bool = False,
         recv_buf_or_n: int = 2048,
@@ -86,6 +90,8 @@ class Client:
         ws_constructor: Callable[..., Any] | None = None,
         ws_opts: Mapping[str, Any] | None = None,
         ajax_opts: Mapping[str, Any] | None = None,
+        client_uuid: str | None = None,
+        ws_kalive_ping_timeout_ms: int | None = None,
     ) -> None:
         if type not in ("auto", "ws", "ajax"):
             raise ConfigError(f"type must be 'auto', 'ws' or 'ajax', got {type!r}")
@@ -94,6 +100,13 @@ class Client:
         if ws_kalive_ms is not None and ws_kalive_ms < 0:
             raise ConfigError("ws_kalive_ms must be positive, or 0 / None to disable keepalive")
         self._packer = get_packer(packer)
+        client_id = alias("client_id", client_id, "client_uuid", client_uuid)
+        ping_timeout = alias(
+            "ws_ping_timeout_ms",
+            ws_ping_timeout_ms,
+            "ws_kalive_ping_timeout_ms",
+            ws_kalive_ping_timeout_ms,
+        )
         self._opts = Options(
             url=url,
             type=type,
@@ -103,7 +116,7 @@ class Client:
             cookies=cookie_jar(cookies),
             client_id=client_id or str(uuid.uuid4()),
             ws_kalive_ms=ws_kalive_ms,
-            ws_ping_timeout_ms=ws_ping_timeout_ms,
+            ws_ping_timeout_ms=DEFAULT_PING_TIMEOUT_MS if ping_timeout is None else ping_timeout,
             backoff_ms_fn=backoff_ms_fn,
             wrap_recv_evs=wrap_recv_evs,
             ajax_timeout_ms=ajax_timeout_ms,
@@ -116,11 +129,12 @@ class Client:
         )
         http_url(url)  # fail now, with a clear message, on a URL that cannot work
         self.ch_recv = ChRecv(recv_buf_or_n, self)
-        self._core = Core(self._opts, self._packer, self.ch_recv, self)
+        self._core = Core(self._opts, self._packer, self.ch_recv)
         self._impl: WsChsk | AjaxChsk | None = None
-        self._handlers = Handlers()
-        self._router: tuple[Handler | None, dict[str, Any]] | None = None
-        self._router_stop: threading.Event | None = None
+        core = self._core
+        self._routing = Routing(
+            self.ch_recv, core.lock, lambda fn: core.threads.spawn(core.name + "-router", fn)
+        )
 
     # ------------------------------------------------------------------ properties
 
@@ -176,8 +190,7 @@ class Client:
                 self._impl = WsChsk(core, on_refused=on_refused)
             self._impl.connect()
             _live_clients.add(self)
-            if self._router is not None:
-                self._start_router_thread()
+            self._routing.connected()
         return self
 
     def disconnect(self) -> None:
@@ -197,9 +210,7 @@ class Client:
         impl.disconnect("requested-disconnect", wait=CLOSE_WAIT)
         core.callbacks.resolve_all(CLOSED)
         self.ch_recv.close()
-        if self._router_stop is not None:
-            self._router_stop.set()
-            self.ch_recv.wake()
+        self._routing.disconnected()
         stragglers = core.threads.join_all(JOIN_TIMEOUT)
         if stragglers:
             log.warning("client threads still running after disconnect: %s", stragglers)
@@ -330,58 +341,47 @@ class Client:
             yield msg
 
     def on(self, event_id: str) -> Callable[[H], H]:
-        """Decorator: ``@client.on("chat/msg")`` handles that event id on the router thread."""
-        return self._handlers.on(event_id)
+        """Decorator: ``@client.on("chat/msg")`` handles events with that id.
+
+        Registered handlers just run: on the client's router thread, from :meth:`connect`
+        on, or at once on a connected client (unless :meth:`start_router` routes elsewhere).
+        """
+        register = self._routing.handlers.on(event_id)
+
+        def decorator(fn: H) -> H:
+            register(fn)
+            self._routing.registered()
+            return fn
+
+        return decorator
 
     def on_default(self, fn: H) -> H:
-        return self._handlers.on_default(fn)
+        """Decorator: handle every event that no :meth:`on` handler claims."""
+        self._routing.handlers.on_default(fn)
+        self._routing.registered()
+        return fn
 
     def on_error(self, fn: E) -> E:
-        return self._handlers.on_error(fn)
+        """Decorator: ``fn(msg, exc)`` is called when a handler raises."""
+        self._routing.handlers.on_error(fn)
+        return fn
 
     def start_router(
         self,
         handler: Handler | None = None,
         *,
-        error_handler: Callable[[ClientEventMsg, BaseException], Any] | None = None,
+        error_handler: ErrorHandler | None = None,
         trace_evs: bool = False,
     ) -> Callable[[], None]:
-        """Call ``handler`` (default: the ``@on`` handlers) for each event; returns ``stop``.
+        """Sente's ``start-client-chsk-router!``: call ``handler`` (default: the registered
+        handlers) for each event, in place of any router running; returns ``stop``.
 
-        The router thread lives while the client is connected and comes back on connect.
+        ``error_handler(msg, exc)`` gets a handler's exceptions (default: the ``on_error``
+        handler, else the log); ``trace_evs`` logs each event first (DEBUG). The router
+        thread lives while the client is connected and comes back on connect; ``stop()``
+        ends routing until a router is started or a handler registered again.
         """
-        with self._core.lock:
-            opts = {"error_handler": error_handler, "trace_evs": trace_evs}
-            self._router = (handler, opts)
-            if self._router_stop is not None:
-                self._router_stop.set()
-                self.ch_recv.wake()
-            if self._impl is not None:
-                self._start_router_thread()
-        router = self._router
-
-        def stop() -> None:
-            with self._core.lock:
-                if self._router is router:
-                    self._router = None
-                    if self._router_stop is not None:
-                        self._router_stop.set()
-                        self.ch_recv.wake()
-
-        return stop
-
-    def _start_router_thread(self) -> None:
-        assert self._router is not None
-        handler, opts = self._router
-        stop = self._router_stop = threading.Event()
-        fn = handler or self._handlers.dispatch
-        error_handler = opts["error_handler"] or (None if handler else self._handlers.handle_error)
-        self._core.threads.spawn(
-            self._core.name + "-router",
-            lambda: run_router(
-                self.ch_recv, fn, stop, error_handler=error_handler, trace_evs=opts["trace_evs"]
-            ),
-        )
+        return self._routing.start(handler, error_handler, trace_evs)
 
 
 @atexit.register

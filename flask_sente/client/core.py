@@ -15,9 +15,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from http.cookiejar import CookieJar
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..errors import UnpackError
+from ..errors import ConfigError, UnpackError
 from ..packers import Packer
 from ..protocol import HANDSHAKE, RECV, STATE, ServerMessage, classify_server_message, pack
 from .callbacks import Callback, PendingCallbacks
@@ -26,12 +26,23 @@ from .recovery import LAST_SEQ_PARAM, Received, unpack_numbered
 from .runtime import Dispatcher, Scheduler, ThreadSet
 from .state import ClientState, WatchFn, now_udt, state_event_maps
 
-if TYPE_CHECKING:
-    from .client import Client
-
-__all__ = ["Core", "Options"]
+__all__ = ["DEFAULT_PING_TIMEOUT_MS", "Core", "Options", "alias"]
 
 log = logging.getLogger("flask_sente.client")
+
+
+#: Sente's default ``ws-ping-timeout-ms``.
+DEFAULT_PING_TIMEOUT_MS = 5_000
+
+
+def alias(name: str, value: Any, old_name: str, old_value: Any) -> Any:
+    """An option that Sente also accepts under an older name: whichever was given."""
+    if value is not None and old_value is not None and value != old_value:
+        raise ConfigError(
+            f"{old_name} is Sente's older name for {name}; give one of them, not both "
+            f"({name}={value!r}, {old_name}={old_value!r})"
+        )
+    return old_value if value is None else value
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,13 +72,19 @@ class Options:
 class Core:
     """Shared by the channel socket implementations of one client."""
 
-    def __init__(self, opts: Options, packer: Packer, ch_recv: ChRecv, client: Client) -> None:
+    def __init__(self, opts: Options, packer: Packer, ch_recv: ChRecv) -> None:
         self.opts = opts
         self.packer = packer
         self.ch_recv = ch_recv
-        self.client = client
         self.lock = threading.RLock()
-        self.state = ClientState({"type": opts.type, "open?": False, "ever-opened?": False})
+        self.state = ClientState(
+            {
+                "type": opts.type,
+                "open?": False,
+                "ever-opened?": False,
+                "csrf-token": opts.csrf_token,
+            }
+        )
         self.callbacks = PendingCallbacks()
         self.received = Received() if opts.recover else None
         self.threads = ThreadSet()

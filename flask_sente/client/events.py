@@ -14,17 +14,31 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..protocol import event_data, event_id, is_event
+from .state import ClientState
 
-if TYPE_CHECKING:
-    from .client import Client
-    from .state import ClientState
-
-__all__ = ["ChRecv", "ClientEventMsg", "is_client_event_msg"]
+__all__ = ["ChRecv", "ClientEventMsg", "EventSource", "is_client_event_msg"]
 
 log = logging.getLogger("flask_sente.client.events")
+
+
+class EventSource(Protocol):
+    """What an event message offers of the client it came from (a :class:`Client`)."""
+
+    ch_recv: ChRecv
+
+    @property
+    def state(self) -> ClientState: ...
+
+    def send(
+        self,
+        event: Sequence[Any],
+        timeout_ms: int | None = None,
+        cb: Callable[[Any], Any] | None = None,
+        flush: bool = False,
+    ) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +50,7 @@ class ClientEventMsg:
     """
 
     event: list[Any]
-    client: Client | None = field(default=None, repr=False, compare=False)
+    client: EventSource | None = field(default=None, repr=False, compare=False)
 
     @property
     def id(self) -> str:
@@ -74,10 +88,11 @@ class ChRecv:
     """A sliding-buffer queue of :class:`ClientEventMsg`; any thread may put or get.
 
     ``put`` never blocks. ``get`` blocks up to ``timeout`` and returns None when it times
-    out, when ``cancel`` is set, or when the channel is closed and drained.
+    out, when ``cancel`` is set (even with messages waiting: a stopped router takes no more),
+    or when the channel is closed and drained.
     """
 
-    def __init__(self, maxlen: int, client: Client | None = None) -> None:
+    def __init__(self, maxlen: int, client: EventSource | None = None) -> None:
         if maxlen < 1:
             raise ValueError(f"recv_buf_or_n must be a positive buffer size, got {maxlen}")
         self._client = client
@@ -110,17 +125,17 @@ class ChRecv:
     ) -> ClientEventMsg | None:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while not self._items:
-                if self._closed or (cancel is not None and cancel.is_set()):
+            while True:
+                if cancel is not None and cancel.is_set():
                     return None
-                if deadline is None:
-                    self._cond.wait()
-                    continue
-                left = deadline - time.monotonic()
-                if left <= 0:
+                if self._items:
+                    return self._items.popleft()
+                if self._closed:
+                    return None
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
                     return None
                 self._cond.wait(left)
-            return self._items.popleft()
 
     def __len__(self) -> int:
         return len(self._items)

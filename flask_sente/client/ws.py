@@ -67,8 +67,14 @@ class _SenteWebSocket(websocket.WebSocket):
 
 
 def default_ws_constructor(url: str, *, header: list[str], **opts: Any) -> Any:
-    """Open a websocket-client connection to ``url`` (blocking: TCP connect and upgrade)."""
+    """Open a websocket-client connection to ``url`` (blocking: TCP connect and upgrade).
+
+    Like Sente's JVM and Node clients it sends no ``Origin`` header unless told to, with
+    ``ws_opts={"origin": ...}`` or an ``Origin`` in ``headers`` (websocket-client would
+    otherwise make one up from the URL).
+    """
     opts.setdefault("timeout", DEFAULT_CONNECT_TIMEOUT)
+    opts.setdefault("suppress_origin", opts.get("origin") is None)
     return websocket.create_connection(url, header=header, class_=_SenteWebSocket, **opts)
 
 

@@ -264,6 +264,7 @@ class WsChsk:
             changes: dict[str, Any] = {
                 "last_ws_close": {
                     "udt": now_udt(),
+                    "ev": close,
                     "code": close.code,
                     "reason": close.reason,
                     "clean?": close.clean,

@@ -28,6 +28,11 @@ export interface SenteState {
   readonly type: "auto" | "ws" | "ajax";
   readonly "open?": boolean;
   readonly "ever-opened?": boolean;
+  /**
+   * The csrfToken option as given (a string, a function or null); by default the token
+   * the <meta name="csrf-token"> tag held when the socket was made.
+   */
+  readonly "csrf-token": string | null | (() => string | null);
   readonly uid?: unknown;
   readonly "handshake-data"?: unknown;
   readonly "last-close"?: { udt: number; reason: CloseReason };

@@ -673,7 +673,12 @@
       this._csrf = o.csrfToken === undefined ? readMetaCsrfToken : o.csrfToken;
       this._wsConstructor =
         o.wsConstructor || (global.WebSocket ? (url) => new global.WebSocket(url) : () => null);
-      this._state = Object.freeze({ type: o.type, "open?": false, "ever-opened?": false });
+      this._state = Object.freeze({
+        type: o.type,
+        "open?": false,
+        "ever-opened?": false,
+        "csrf-token": o.csrfToken === undefined ? readMetaCsrfToken() : o.csrfToken,
+      });
       this._everOpened = false;
       this._received = o.recover ? { epoch: null, n: 0 } : null;
       this._handlers = new Map();
@@ -687,7 +692,7 @@
       this._impl.connect();
     }
 
-    /** The state map: open?, type, uid, ever-opened?, handshake-data, last-close... */
+    /** The state map: open?, type, csrf-token, uid, ever-opened?, handshake-data, last-close... */
     get state() {
       return this._state;
     }

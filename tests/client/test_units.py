@@ -14,7 +14,6 @@ from flask_sente.client import (
     is_client_event_msg,
     make_channel_socket_client,
 )
-from flask_sente.client.router import Handlers
 from flask_sente.client.state import state_event_maps
 from flask_sente.client.urls import encode_component, form_body, http_url, ws_url
 from flask_sente.errors import ChannelClosed, ConfigError, InvalidEvent
@@ -72,18 +71,6 @@ def test_ch_recv_slides_and_wakes() -> None:
     assert got == [None]
     with pytest.raises(ValueError):
         ChRecv(0)
-
-
-def test_handlers_dispatch_default_and_errors() -> None:
-    handlers = Handlers()
-    seen: list[Any] = []
-    handlers.on("a/b")(lambda m: seen.append(("ab", m.data)))
-    handlers.on_default(lambda m: seen.append(("default", m.id)))
-    handlers.on("a/boom")(lambda m: 1 / 0)
-    handlers.on_error(lambda m, e: seen.append(("error", type(e).__name__)))
-    for ev in (["a/b", 1], ["x/y"], ["a/boom"]):
-        handlers.dispatch(ClientEventMsg(ev))
-    assert seen == [("ab", 1), ("default", "x/y"), ("error", "ZeroDivisionError")]
 
 
 def test_event_messages() -> None:
