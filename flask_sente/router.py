@@ -1,10 +1,12 @@
-"""Event routing: the receive queue (``ch_recv``), handler registry, and the router threads.
+"""Event routing, for the server and the Python client alike: the receive queue
+(``ch_recv``), the handler registry, and the router threads.
 
 Every incoming event goes on ``ch_recv``, a bounded queue that drops its oldest message
-when full (Sente's sliding buffer), logging each drop. A router takes messages off it and
-runs handlers on a bounded set of worker threads. Messages of one client always go to the
-same worker, so one client's events are handled in the order they arrived while a slow
-handler for one client does not stall the others.
+when full (Sente's sliding buffer), logging the drops. A router takes messages off it and
+runs handlers. With one worker (the client, and Sente's ``start-server-chsk-router!``) the
+router's own thread runs them; with several (the server's decorator handlers) messages of one
+client always go to the same worker, so one client's events are handled in the order they
+arrived while a slow handler for one client does not stall the others.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Generic, TypeVar
+
+from .errors import ConfigError
 
 logger = logging.getLogger("flask_sente.router")
 
@@ -24,12 +29,20 @@ M = TypeVar("M")
 
 
 class RecvQueue(Generic[T]):
-    """A bounded FIFO that drops its oldest item when full (Sente's sliding buffer)."""
+    """A bounded FIFO that drops its oldest item when full (Sente's sliding buffer).
+
+    ``put`` never blocks, so a reader that falls behind loses history rather than stalling
+    the connection that delivers. ``get`` blocks up to ``timeout`` and returns None when it
+    times out, when ``cancel`` is set (even with items waiting: a stopped router takes no
+    more), or once the queue is closed and drained.
+    """
 
     def __init__(self, maxlen: int, *, name: str = "ch_recv") -> None:
+        if not isinstance(maxlen, int) or isinstance(maxlen, bool) or maxlen < 1:
+            raise ConfigError(f"recv_buf_or_n must be a positive buffer size, got {maxlen!r}")
         self._items: deque[T] = deque()
         self._maxlen = maxlen
-        self._cond = threading.Condition()
+        self._cond = threading.Condition(threading.Lock())
         self._name = name
         self.dropped = 0
         self._closed = False
@@ -39,32 +52,52 @@ class RecvQueue(Generic[T]):
             if len(self._items) >= self._maxlen:
                 self._items.popleft()
                 self.dropped += 1
-                logger.warning(
-                    "%s is full (%d messages): dropped the oldest; handlers are too slow or no "
-                    "router is running",
-                    self._name,
-                    self._maxlen,
-                )
+                if self.dropped == 1 or self.dropped % 1000 == 0:
+                    logger.warning(
+                        "%s is full (%d messages): dropped the oldest (%d so far); handlers "
+                        "are too slow or no router is running",
+                        self._name,
+                        self._maxlen,
+                        self.dropped,
+                    )
             self._items.append(item)
             self._cond.notify()
 
-    def get(self, timeout: float | None = None) -> T | None:
-        """The next item, or None after ``timeout`` seconds or once closed and empty."""
+    def get(self, timeout: float | None = None, cancel: threading.Event | None = None) -> T | None:
+        """The next item, or None after ``timeout`` seconds, once ``cancel`` is set, or once
+        closed and empty."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while not self._items:
+            while True:
+                if cancel is not None and cancel.is_set():
+                    return None
+                if self._items:
+                    return self._items.popleft()
                 if self._closed:
                     return None
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return None
                 self._cond.wait(remaining)
-            return self._items.popleft()
+
+    def wake(self) -> None:
+        """Wake every blocked ``get`` so that it looks at its ``cancel`` event."""
+        with self._cond:
+            self._cond.notify_all()
 
     def close(self) -> None:
+        """Let blocked readers drain what is left and then get None."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+
+    def reopen(self) -> None:
+        with self._cond:
+            self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def __len__(self) -> int:
         return len(self._items)
@@ -119,7 +152,13 @@ class Handlers(Generic[M]):
 
 
 class Router(Generic[M]):
-    """Takes messages off a :class:`RecvQueue` and runs a handler on worker threads."""
+    """Takes messages off a :class:`RecvQueue` and runs a handler for each.
+
+    With ``workers=1`` one thread, named ``name``, reads the queue and runs the handler;
+    with more, that thread hands each message to the worker its ``key`` picks.
+    ``trace_evs`` logs each event before its handler (DEBUG, as Sente traces it); a
+    handler's exception goes to ``error_handler``, or to the log, and the router goes on.
+    """
 
     def __init__(
         self,
@@ -140,20 +179,24 @@ class Router(Generic[M]):
         self._wrap = wrap
         self._trace = trace_evs
         self._stopping = threading.Event()
-        self._inboxes: list[RecvQueue[M]] = [
-            RecvQueue(10_000, name=f"{name} worker {i}") for i in range(workers)
-        ]
-        self._threads = [
-            threading.Thread(target=self._work, args=(inbox,), name=f"{name}-{i}", daemon=True)
-            for i, inbox in enumerate(self._inboxes)
-        ]
-        self._threads.append(threading.Thread(target=self._pump, name=name, daemon=True))
+        self._inboxes: list[RecvQueue[M]] = []
+        if workers == 1:
+            self._threads = [threading.Thread(target=self._run_alone, name=name, daemon=True)]
+        else:
+            self._inboxes = [RecvQueue(10_000, name=f"{name} worker {i}") for i in range(workers)]
+            self._threads = [
+                threading.Thread(target=self._work, args=(inbox,), name=f"{name}-{i}", daemon=True)
+                for i, inbox in enumerate(self._inboxes)
+            ]
+            self._threads.append(threading.Thread(target=self._pump, name=name, daemon=True))
         for thread in self._threads:
             thread.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        """Stop taking messages; waits (bounded) for running handlers to finish."""
+        """Stop taking messages; waits (bounded) for running handlers to finish, except for
+        its own thread when called from a handler. ``timeout_s=0`` only tells it to stop."""
         self._stopping.set()
+        self._queue.wake()
         for inbox in self._inboxes:
             inbox.close()
         deadline = time.monotonic() + timeout_s
@@ -161,30 +204,46 @@ class Router(Generic[M]):
             if thread is not threading.current_thread():
                 thread.join(max(0.0, deadline - time.monotonic()))
 
+    def _next(self) -> M | None:
+        """The next message off the queue; None once stopped, or closed and drained."""
+        while not self._stopping.is_set():
+            msg = self._queue.get(cancel=self._stopping)
+            if msg is not None:
+                return msg
+            if self._queue.closed:
+                return None
+        return None
+
+    def _run_alone(self) -> None:
+        while (msg := self._next()) is not None:
+            self._handle(msg)
+
     def _pump(self) -> None:
         n = len(self._inboxes)
-        while not self._stopping.is_set():
-            msg = self._queue.get(timeout=0.25)
-            if msg is None:
-                continue
+        while (msg := self._next()) is not None:
             key = self._key(msg)
-            index = 0 if n == 1 or key is None else zlib.crc32(str(key).encode()) % n
+            index = 0 if key is None else zlib.crc32(str(key).encode()) % n
             self._inboxes[index].put(msg)
+        for inbox in self._inboxes:
+            inbox.close()
 
     def _work(self, inbox: RecvQueue[M]) -> None:
         while True:
             msg = inbox.get()
             if msg is None:
                 return
-            if self._trace:
-                logger.info("event: %r", getattr(msg, "event", msg))
-            try:
-                self._wrap(lambda msg=msg: self._handler(msg))  # type: ignore[misc]
-            except Exception as exc:
-                if self._error_handler is not None:
-                    try:
-                        self._wrap(lambda msg=msg, exc=exc: self._error_handler(msg, exc))  # type: ignore[misc]
-                    except Exception:
-                        logger.exception("the error handler failed")
-                else:
-                    logger.exception("handler failed for %r", getattr(msg, "event", msg))
+            self._handle(msg)
+
+    def _handle(self, msg: M) -> None:
+        if self._trace:
+            logger.debug("pre-handler event: %r", getattr(msg, "event", msg))
+        try:
+            self._wrap(partial(self._handler, msg))
+        except Exception as exc:
+            if self._error_handler is not None:
+                try:
+                    self._wrap(partial(self._error_handler, msg, exc))
+                except Exception:
+                    logger.exception("the error handler failed")
+            else:
+                logger.exception("handler failed for %r", getattr(msg, "event", msg))

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..protocol import TIMEOUT, new_cb_uuid
-from .runtime import Dispatcher, Scheduler, Timer
+from ..scheduler import Scheduler, TimerHandle
+from .runtime import Dispatcher
 
 __all__ = ["Callback", "PendingCallbacks"]
 
@@ -31,7 +32,7 @@ Callback = Callable[[Any], Any]
 class _Pending:
     fn: Callback
     inline: bool
-    timer: Timer | None
+    timer: TimerHandle | None
     conn: object
 
 

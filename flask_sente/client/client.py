@@ -131,9 +131,8 @@ class Client:
         self.ch_recv = ChRecv(recv_buf_or_n, self)
         self._core = Core(self._opts, self._packer, self.ch_recv)
         self._impl: WsChsk | AjaxChsk | None = None
-        core = self._core
         self._routing = Routing(
-            self.ch_recv, core.lock, lambda fn: core.threads.spawn(core.name + "-router", fn)
+            self.ch_recv, name=self._core.name + "-router", join_timeout=JOIN_TIMEOUT
         )
 
     # ------------------------------------------------------------------ properties

@@ -20,10 +20,11 @@ from typing import Any
 from ..errors import ConfigError, UnpackError
 from ..packers import Packer
 from ..protocol import HANDSHAKE, RECV, STATE, ServerMessage, classify_server_message, pack
+from ..scheduler import Scheduler
 from .callbacks import Callback, PendingCallbacks
 from .events import ChRecv
 from .recovery import LAST_SEQ_PARAM, Received, unpack_numbered
-from .runtime import Dispatcher, Scheduler, ThreadSet
+from .runtime import Dispatcher, ThreadSet
 from .state import ClientState, WatchFn, now_udt, state_event_maps
 
 __all__ = ["DEFAULT_PING_TIMEOUT_MS", "Core", "Options", "alias"]
@@ -95,9 +96,8 @@ class Core:
     # ------------------------------------------------------------------ runtime
 
     def start_runtime(self) -> None:
-        self.scheduler = Scheduler(self.name + "-timers")
+        self.scheduler = Scheduler(name=self.name + "-timers")
         self.dispatcher = Dispatcher(self.name + "-callbacks")
-        self.scheduler.start()
         self.dispatcher.start()
         self.callbacks.scheduler = self.scheduler
         self.callbacks.dispatcher = self.dispatcher
@@ -108,7 +108,7 @@ class Core:
         if dispatcher is not None:
             dispatcher.stop(timeout)
         if scheduler is not None:
-            scheduler.stop(timeout)
+            scheduler.close(timeout)
         self.scheduler = self.dispatcher = None
 
     def call_later(self, delay_ms: float, fn: Callable[[], None]) -> Any:

@@ -1,20 +1,20 @@
-"""The client's threads: a timer thread, a callback thread, and tracked worker threads.
+"""The client's threads: a callback thread and tracked worker threads.
 
 Only ``threading`` primitives are used, so the same code runs on OS threads and, after
 gevent's monkey-patching, on greenlets. Every thread is a daemon (a forgotten client never
 holds the interpreter open) and every one is joined, with a deadline, when the client
 disconnects.
 
-* :class:`Scheduler` runs the client's own timers (callback timeouts, keepalive, reconnect
-  backoff). It never runs user code, so a slow user callback cannot delay a reconnect.
+The client's own timers (callback timeouts, keepalive, reconnect backoff) run on the
+server's :class:`flask_sente.scheduler.Scheduler`, which never runs user code, so a slow user
+callback cannot delay a reconnect.
+
 * :class:`Dispatcher` runs user code (send callbacks, state watches) one at a time, in order.
 * :class:`ThreadSet` starts and remembers short-lived threads (socket readers, Ajax requests).
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import logging
 import threading
 import time
@@ -22,74 +22,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Dispatcher", "Scheduler", "ThreadSet", "Timer"]
+__all__ = ["Dispatcher", "ThreadSet"]
 
 log = logging.getLogger("flask_sente.client.runtime")
-
-
-class Timer:
-    """A handle on a scheduled call; :meth:`cancel` makes it a no-op."""
-
-    __slots__ = ("cancelled", "due", "fn")
-
-    def __init__(self, due: float, fn: Callable[[], None]) -> None:
-        self.due = due
-        self.fn = fn
-        self.cancelled = False
-
-    def cancel(self) -> None:
-        self.cancelled = True
-
-
-class Scheduler:
-    """One thread that calls functions at their due time (monotonic clock)."""
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-        self._heap: list[tuple[float, int, Timer]] = []
-        self._seq = itertools.count()
-        self._cond = threading.Condition(threading.Lock())
-        self._stopping = False
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-        self._thread.start()
-
-    def call_later(self, delay_s: float, fn: Callable[[], None]) -> Timer:
-        timer = Timer(time.monotonic() + max(delay_s, 0.0), fn)
-        with self._cond:
-            heapq.heappush(self._heap, (timer.due, next(self._seq), timer))
-            self._cond.notify()
-        return timer
-
-    def stop(self, timeout: float) -> None:
-        """Drop pending timers and join the thread (unless called from it)."""
-        with self._cond:
-            self._stopping = True
-            self._heap.clear()
-            self._cond.notify()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._stopping:
-                    if self._heap and self._heap[0][0] <= time.monotonic():
-                        break
-                    wait = self._heap[0][0] - time.monotonic() if self._heap else None
-                    self._cond.wait(wait)
-                if self._stopping:
-                    return
-                timer = heapq.heappop(self._heap)[2]
-            if timer.cancelled:
-                continue
-            try:
-                timer.fn()
-            except Exception:
-                log.exception("flask_sente client timer %r failed", timer.fn)
 
 
 class Dispatcher:

@@ -15,7 +15,6 @@ import pytest
 
 from flask_sente.client import ChRecv, Client, ClientEventMsg
 from flask_sente.client.router import Routing
-from flask_sente.client.runtime import ThreadSet
 from tests.client.helpers import next_id
 from tests.client.sente_server import ScriptedSente
 from tests.support import wait_until
@@ -42,13 +41,12 @@ class Recorder:
 
 @pytest.fixture
 def routing() -> Iterator[tuple[Routing, ChRecv]]:
-    threads = ThreadSet()
     ch_recv = ChRecv(100)
-    routing = Routing(ch_recv, threading.RLock(), lambda fn: threads.spawn("test-router", fn))
+    routing = Routing(ch_recv, name="test-router")
     yield routing, ch_recv
     routing.disconnected()
     ch_recv.close()
-    assert not threads.join_all(5)
+    wait_until(lambda: not [t for t in threading.enumerate() if t.name == "test-router"], 5)
 
 
 def test_registering_a_handler_routes_events_to_the_handlers(
@@ -192,7 +190,7 @@ def test_router_error_handler_and_trace_evs(
         errors.append((msg.data, type(exc).__name__))
         done.set()
 
-    caplog.set_level(logging.DEBUG, logger="flask_sente.client.router")
+    caplog.set_level(logging.DEBUG, logger="flask_sente.router")
     client.start_router(handler, error_handler=on_error, trace_evs=True)
     client.connect()
     assert client.wait_open(5)
