@@ -26,7 +26,7 @@ from urllib3.util import SKIP_HEADER
 
 from .runtime import ThreadSet
 from .state import now_udt
-from .urls import form_body, http_url
+from .wire import form_body, http_url
 
 __all__ = ["AjaxChannel", "AjaxHTTPError", "AjaxListener"]
 

@@ -15,8 +15,7 @@ import requests
 
 from ..protocol import AJAX_CB, CLOSED, ERROR, TIMEOUT, MessageKind, unpack
 from .ajax import AjaxChannel
-from .callbacks import Callback
-from .core import Core
+from .core import Callback, Core
 
 __all__ = ["AjaxChsk"]
 

@@ -1,4 +1,10 @@
-"""Reconnect backoff: Sente's binary exponential backoff, with a ceiling by default.
+"""Reconnect backoff: when the client tries again, on either transport.
+
+:class:`RetrySchedule` is Sente's policy, the same for a WebSocket and for Ajax polls: the
+first retry after a loss at once, then attempt ``n`` after ``backoff_ms_fn(n)`` milliseconds,
+counting afresh once the channel answers again.
+
+The default ``backoff_ms_fn`` is Sente's binary exponential backoff, with a ceiling.
 
 Sente's default (``enc/exp-backoff``) has no upper bound: the tenth attempt waits 8.5 to
 17 minutes, so a client whose server was down for a while comes back long after it. A
@@ -10,8 +16,9 @@ script or a service would rather come back within a minute of its server, so
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
-__all__ = ["DEFAULT_MAX_MS", "exp_backoff", "sente_exp_backoff"]
+__all__ = ["DEFAULT_MAX_MS", "RetrySchedule", "exp_backoff", "sente_exp_backoff"]
 
 #: The ceiling of the default backoff: a client retries at least every 30 s.
 DEFAULT_MAX_MS = 30_000
@@ -38,3 +45,21 @@ def sente_exp_backoff(
 def exp_backoff(n_attempt: int, *, min_ms: int | None = None, max_ms: int = DEFAULT_MAX_MS) -> int:
     """Sente's backoff capped at ``max_ms`` (30 s): the default ``backoff_ms_fn``."""
     return sente_exp_backoff(n_attempt, min_ms=min_ms, max_ms=max_ms)
+
+
+class RetrySchedule:
+    """How long to wait before each attempt to get the channel back."""
+
+    def __init__(self, backoff_ms_fn: Callable[[int], int]) -> None:
+        self._backoff_ms_fn = backoff_ms_fn
+        self.attempt = 0
+
+    def next_delay_ms(self) -> int | None:
+        """Count one more attempt; the milliseconds to wait before making it, or None for
+        the first, which is made at once."""
+        self.attempt += 1
+        return None if self.attempt == 1 else max(int(self._backoff_ms_fn(self.attempt)), 0)
+
+    def reset(self) -> None:
+        """The channel answered: the next loss starts the schedule again."""
+        self.attempt = 0

@@ -37,7 +37,7 @@ from .client import Client
 from .events import ClientEventMsg
 from .page import csrf_from_page
 from .state import now_udt
-from .urls import http_url
+from .wire import http_url
 
 __all__ = ["main"]
 

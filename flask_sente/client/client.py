@@ -21,14 +21,13 @@ from ..packers import Packer, get_packer
 from ..protocol import CLOSED, ERROR, TIMEOUT, assert_event, cb_error, normalize_event
 from .ajax_chsk import AjaxChsk
 from .backoff import exp_backoff
-from .callbacks import Callback
 from .cookies import Cookies, cookie_jar
-from .core import DEFAULT_PING_TIMEOUT_MS, Core, Options, alias
+from .core import DEFAULT_PING_TIMEOUT_MS, Callback, Core, Options, alias
 from .events import ChRecv, ClientEventMsg
 from .recovery import LAST_SEQ_PARAM
 from .router import E, ErrorHandler, H, Handler, Routing
 from .state import ClientState
-from .urls import http_url
+from .wire import http_url
 from .ws_chsk import WsChsk
 
 __all__ = ["Client"]

@@ -16,7 +16,7 @@ import requests
 from requests.cookies import cookiejar_from_dict, get_cookie_header
 
 from ..errors import ConfigError
-from .urls import http_url
+from .wire import http_url
 
 __all__ = ["Cookies", "cookie_header", "cookie_jar"]
 

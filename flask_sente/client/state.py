@@ -14,41 +14,17 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from .state_map import state_event_maps
+
 __all__ = ["ClientState", "WatchFn", "now_udt", "state_event_maps"]
 
 #: A watch: ``fn(key, state, old, new)``, as Clojure's ``add-watch`` calls it.
 WatchFn = Callable[[Any, "ClientState", dict[str, Any], dict[str, Any]], None]
 
-#: Keys Sente adds to the *new* map of a ``chsk/state`` event only, never to the atom.
-TRANSIENT_KEYS = ("open-changed?", "opened?", "closed?", "first-open?")
-
 
 def now_udt() -> int:
     """Epoch milliseconds, the ``udt`` of Sente's state values."""
     return int(time.time() * 1000)
-
-
-def state_event_maps(
-    old: Mapping[str, Any], new: Mapping[str, Any]
-) -> tuple[dict[str, Any], dict[str, Any], bool]:
-    """``[old new open-changed?]`` of a ``chsk/state`` event, exactly as Sente builds it.
-
-    When ``open?`` changed, ``new`` carries the transient keys ``open-changed?``,
-    ``opened?``, ``closed?`` and ``first-open?``, each only when true.
-    """
-    old_map = {k: v for k, v in old.items() if k != "first-open?"}
-    new_map = {k: v for k, v in new.items() if k != "first-open?"}
-    open_changed = bool(old.get("open?")) != bool(new.get("open?"))
-    if open_changed:
-        opened = bool(new.get("open?"))
-        new_map["open-changed?"] = True
-        if opened:
-            new_map["opened?"] = True
-            if new.get("first-open?"):
-                new_map["first-open?"] = True
-        else:
-            new_map["closed?"] = True
-    return old_map, new_map, open_changed
 
 
 class ClientState(Mapping[str, Any]):

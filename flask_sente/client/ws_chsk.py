@@ -14,11 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 from ..protocol import CLOSED, ERROR, PONG, WS_PING, WS_PONG, MessageKind
-from .callbacks import Callback
 from .cookies import cookie_header
-from .core import Core
+from .core import Callback, Core
 from .state import now_udt
-from .urls import ws_url
+from .wire import ws_url
 from .ws import WsClose, WsConnection, is_refusal
 
 __all__ = ["WsChsk"]

@@ -44,7 +44,7 @@ def test_handshake_opens_and_emits_state_then_handshake(
 
 
 def test_ws_url_omits_a_missing_csrf_token(make_client: Callable[..., Client]) -> None:
-    from flask_sente.client.urls import ws_url
+    from flask_sente.client.wire import ws_url
 
     url = ws_url("http://h:1/chsk", {"client-id": "c", "csrf-token": None})
     assert url == "ws://h:1/chsk?client-id=c"

@@ -14,8 +14,8 @@ from flask_sente.client import (
     is_client_event_msg,
     make_channel_socket_client,
 )
-from flask_sente.client.state import state_event_maps
-from flask_sente.client.urls import encode_component, form_body, http_url, ws_url
+from flask_sente.client.state_map import state_event_maps
+from flask_sente.client.wire import encode_component, form_body, http_url, ws_url
 from flask_sente.errors import ChannelClosed, ConfigError, InvalidEvent
 from flask_sente.protocol import CLOSED
 

@@ -1,8 +1,10 @@
-"""URLs and form bodies exactly as Sente's clients write them.
+"""What the client writes around its messages, exactly as Sente's clients write it: the
+WebSocket URL, and the Ajax requests' URLs, headers and form bodies.
 
 Sente encodes with JavaScript's ``encodeURIComponent`` and then turns ``*`` into ``%2A``, so
 ``handshake?`` goes out as ``handshake%3F`` and spaces as ``%20``; a server (or a proxy log)
-sees the same bytes from this client as from a browser.
+sees the same bytes from this client as from a browser. Pure: the caller passes in the
+time (``udt``) and the token.
 """
 
 from __future__ import annotations
@@ -13,7 +15,20 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from ..errors import ConfigError
 
-__all__ = ["encode_component", "form_body", "http_url", "query_string", "ws_url"]
+__all__ = [
+    "ajax_headers",
+    "encode_component",
+    "form_body",
+    "http_url",
+    "poll_url",
+    "post_request",
+    "query_string",
+    "ws_url",
+]
+
+#: The ``Content-Type`` of a text Ajax POST (a form) and of a binary one.
+FORM = "application/x-www-form-urlencoded;charset=UTF-8"
+BINARY = "application/octet-stream"
 
 _SCHEMES = {"ws": ("ws", "http"), "wss": ("wss", "https"), "http": ("ws", "http")}
 _SCHEMES["https"] = ("wss", "https")
@@ -64,3 +79,43 @@ def http_url(base: str, params: Mapping[str, Any] | None = None) -> str:
     return urlunsplit(
         (_SCHEMES[scheme][1], netloc, path, "&".join(q for q in (query, extra) if q), "")
     )
+
+
+def ajax_headers(
+    headers: Mapping[str, str], csrf_token: str | None, content_type: str | None = None
+) -> dict[str, str]:
+    """The headers of an Ajax request: Sente's ``X-Requested-With``, the user's, the token."""
+    out = {"X-Requested-With": "XMLHTTPRequest", **headers}
+    if csrf_token is not None:
+        out["X-CSRF-Token"] = csrf_token
+    if content_type is not None:
+        out["Content-Type"] = content_type
+    return out
+
+
+def poll_url(
+    base: str,
+    params: Mapping[str, Any],
+    *,
+    udt: int,
+    client_id: str,
+    handshake: bool,
+    extra: Mapping[str, Any],
+) -> str:
+    """A long-poll GET's URL: user params, ``udt``, ``client-id``, ``handshake?``, ``extra``."""
+    query = {**params, "udt": udt, "client-id": client_id}
+    if handshake:
+        query["handshake?"] = 1
+    query.update(extra)
+    return http_url(base, query)
+
+
+def post_request(
+    base: str, package: str | bytes, *, udt: int, client_id: str
+) -> tuple[str, bytes, str]:
+    """``(url, body, content type)`` of an Ajax POST: a form with ``ppstr`` for text packers,
+    the packed bytes themselves (``binary?=true`` in the URL) for binary ones."""
+    fields: list[tuple[str, Any]] = [("udt", udt), ("client-id", client_id)]
+    if isinstance(package, bytes):
+        return http_url(base, dict([*fields, ("binary?", "true")])), package, BINARY
+    return http_url(base), form_body([*fields, ("ppstr", package)]).encode(), FORM
