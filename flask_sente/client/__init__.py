@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 from .backoff import DEFAULT_MAX_MS, exp_backoff, sente_exp_backoff
 from .client import Client
-from .events import ChRecv, ClientEventMsg, is_client_event_msg
+from .messages import ChRecv, ClientEventMsg, is_client_event_msg
 from .page import PageCredentials, csrf_from_page
 from .state import ClientState
 

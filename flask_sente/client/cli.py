@@ -34,7 +34,7 @@ from requests.cookies import RequestsCookieJar, create_cookie
 from ..errors import ConfigError, SenteError
 from ..protocol import STATE
 from .client import Client
-from .events import ClientEventMsg
+from .messages import ClientEventMsg
 from .page import csrf_from_page
 from .state import now_udt
 from .wire import http_url

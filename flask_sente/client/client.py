@@ -1,9 +1,11 @@
 """The blocking Python client: :class:`Client`, Sente's ``make-channel-socket-client!``.
 
-One object per channel socket. Any thread may send; received events wait on ``ch_recv``
-for :meth:`Client.next_event`, iteration, or the router thread that calls the ``@on``
-handlers. ``type="auto"`` starts on WebSocket and falls back to Ajax long-polling, for good,
-when the WebSocket is refused before it ever opened (Sente's ``ChAutoSocket``).
+One object per channel socket. What the client means (Sente's protocol) is its
+:class:`~.protocol.ClientProtocol`; the :class:`~.runner.ProtocolRunner` runs it over the
+WebSocket and Ajax transports. Any thread may send; received events wait on ``ch_recv`` for
+:meth:`Client.next_event`, iteration, or the router thread that calls the ``@on`` handlers.
+``type="auto"`` starts on WebSocket and falls back to Ajax long-polling, for good, when the
+WebSocket is refused before it ever opened (Sente's ``ChAutoSocket``).
 """
 
 from __future__ import annotations
@@ -14,21 +16,19 @@ import threading
 import uuid
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from ..errors import ChannelClosed, ConfigError, ReplyError, ReplyTimeout
 from ..packers import Packer, get_packer
-from ..protocol import CLOSED, ERROR, TIMEOUT, assert_event, cb_error, normalize_event
-from .ajax_chsk import AjaxChsk
+from ..protocol import ERROR, TIMEOUT, cb_error
 from .backoff import exp_backoff
 from .cookies import Cookies, cookie_jar
-from .core import DEFAULT_PING_TIMEOUT_MS, Callback, Core, Options, alias
-from .events import ChRecv, ClientEventMsg
-from .recovery import LAST_SEQ_PARAM
-from .router import E, ErrorHandler, H, Handler, Routing
+from .messages import ChRecv, ClientEventMsg
+from .protocol import DEFAULT_PING_TIMEOUT_MS, ClientProtocol
+from .routing import E, ErrorHandler, H, Handler, Routing
+from .runner import Callback, ProtocolRunner, make_transport
 from .state import ClientState
-from .wire import http_url
-from .ws_chsk import WsChsk
 
 __all__ = ["Client"]
 
@@ -64,6 +64,9 @@ class Client:
     ``client_uuid`` and ``ws_kalive_ping_timeout_ms`` are Sente's older names for
     ``client_id`` and ``ws_ping_timeout_ms`` (default 5000 ms); giving both names of one
     option, with different values, is a :class:`~flask_sente.errors.ConfigError`.
+
+    ``reconnect=False`` (not in Sente) leaves a lost connection lost: the state says why, and
+    sends are answered ``chsk/closed`` until :meth:`connect` or :meth:`reconnect`.
     """
 
     def __init__(
@@ -85,6 +88,7 @@ class Client:
         ajax_timeout_ms: int = 60_000,
         write_legacy_pack_format: bool | None = None,
         recover: bool = True,
+        reconnect: bool = True,
         simulated_bad_conn_rate: float = 0,
         ws_constructor: Callable[..., Any] | None = None,
         ws_opts: Mapping[str, Any] | None = None,
@@ -92,62 +96,70 @@ class Client:
         client_uuid: str | None = None,
         ws_kalive_ping_timeout_ms: int | None = None,
     ) -> None:
-        if type not in ("auto", "ws", "ajax"):
-            raise ConfigError(f"type must be 'auto', 'ws' or 'ajax', got {type!r}")
-        if not 0 <= simulated_bad_conn_rate <= 1:
-            raise ConfigError("simulated_bad_conn_rate is a proportion in [0, 1]")
-        if ws_kalive_ms is not None and ws_kalive_ms < 0:
-            raise ConfigError("ws_kalive_ms must be positive, or 0 / None to disable keepalive")
         self._packer = get_packer(packer)
-        client_id = alias("client_id", client_id, "client_uuid", client_uuid)
         ping_timeout = alias(
             "ws_ping_timeout_ms",
             ws_ping_timeout_ms,
             "ws_kalive_ping_timeout_ms",
             ws_kalive_ping_timeout_ms,
         )
-        self._opts = Options(
-            url=url,
+        ajax = dict(ajax_opts or {})
+        self._protocol = ClientProtocol(
+            url,
+            packer=self._packer,
+            client_id=alias("client_id", client_id, "client_uuid", client_uuid)
+            or str(uuid.uuid4()),
             type=type,
             csrf_token=csrf_token,
-            params=dict(params or {}),
-            headers=dict(headers or {}),
-            cookies=cookie_jar(cookies),
-            client_id=client_id or str(uuid.uuid4()),
+            params=params,
+            headers=headers,
             ws_kalive_ms=ws_kalive_ms,
             ws_ping_timeout_ms=DEFAULT_PING_TIMEOUT_MS if ping_timeout is None else ping_timeout,
             backoff_ms_fn=backoff_ms_fn,
             wrap_recv_evs=wrap_recv_evs,
-            ajax_timeout_ms=ajax_timeout_ms,
+            ajax_timeout_ms=int(ajax.pop("timeout_ms", ajax_timeout_ms)),
             write_legacy_pack_format=write_legacy_pack_format,
-            simulated_bad_conn_rate=simulated_bad_conn_rate,
-            ws_constructor=ws_constructor,
             recover=recover,
-            ws_opts=dict(ws_opts or {}),
-            ajax_opts=dict(ajax_opts or {}),
+            reconnect=reconnect,
+            simulated_bad_conn_rate=simulated_bad_conn_rate,
         )
-        http_url(url)  # fail now, with a clear message, on a URL that cannot work
+        self._url = url
+        self._name = f"flask_sente.client-{self.client_id[:8]}"
+        self._state = ClientState(self._protocol.state)
         self.ch_recv = ChRecv(recv_buf_or_n, self)
-        self._core = Core(self._opts, self._packer, self.ch_recv)
-        self._impl: WsChsk | AjaxChsk | None = None
-        self._routing = Routing(
-            self.ch_recv, name=self._core.name + "-router", join_timeout=JOIN_TIMEOUT
+        transports = partial(
+            make_transport,
+            ws_constructor=ws_constructor,
+            ws_opts=dict(ws_opts or {}),
+            ajax_opts=ajax,
+            cookies=cookie_jar(cookies),
         )
+        self._runner = ProtocolRunner(
+            self._protocol,
+            ch_recv=self.ch_recv,
+            state=self._state,
+            make_transport=transports,
+            name=self._name,
+        )
+        self._routing = Routing(
+            self.ch_recv, name=self._name + "-router", join_timeout=JOIN_TIMEOUT
+        )
+        self._connected = False
 
     # ------------------------------------------------------------------ properties
 
     @property
     def url(self) -> str:
-        return self._opts.url
+        return self._url
 
     @property
     def type(self) -> str:
         """The requested type, ``"auto"``, ``"ws"`` or ``"ajax"``; ``state["type"]`` is live."""
-        return self._opts.type
+        return self._protocol.type
 
     @property
     def client_id(self) -> str:
-        return self._opts.client_id
+        return self._protocol.client_id
 
     @property
     def packer(self) -> Packer:
@@ -155,18 +167,19 @@ class Client:
 
     @property
     def state(self) -> ClientState:
-        return self._core.state
+        return self._state
 
     @property
     def last_seq(self) -> str | None:
         """What the client reports as ``fs-last-seq``: ``"<epoch>:<n>"`` of the last push
         received, ``"-"`` before any, None with ``recover=False``."""
-        return self._core.recovery_params().get(LAST_SEQ_PARAM)
+        with self._runner.lock:
+            return self._protocol.last_seq
 
     @property
     def connected(self) -> bool:
         """True between :meth:`connect` and :meth:`disconnect` (open or reconnecting)."""
-        return self._impl is not None
+        return self._connected
 
     def __repr__(self) -> str:
         return f"<Client {self.url} type={self.type} open?={self.state.get('open?')}>"
@@ -175,20 +188,16 @@ class Client:
 
     def connect(self) -> Client:
         """Start connecting (non-blocking); see :meth:`wait_open`. A no-op when connected."""
-        core = self._core
-        with core.lock:
-            if self._impl is not None:
+        runner = self._runner
+        with runner.lock:
+            if self._connected:
                 return self
-            core.start_runtime()
+            self._connected = True
+            runner.start()
             self.ch_recv.reopen()
-            if self._opts.type == "ajax":
-                self._impl = AjaxChsk(core)
-            else:
-                on_refused = self._downgrade if self._opts.type == "auto" else None
-                self._impl = WsChsk(core, on_refused=on_refused)
-            self._impl.connect()
+            runner.feed(self._protocol.connect)
             _live_clients.add(self)
-            self._routing.connected()
+        self._routing.connected()
         return self
 
     def disconnect(self) -> None:
@@ -198,32 +207,23 @@ class Client:
         run into ``chsk/timeout``; their reply can no longer arrive). Blocks up to a few
         seconds; from a handler or callback it skips joining its own thread.
         """
-        core = self._core
-        with core.lock:
-            impl = self._impl
-            self._impl = None
-            if impl is None:
+        runner = self._runner
+        with runner.lock:
+            if not self._connected:
                 return
+            self._connected = False
             _live_clients.discard(self)
-        impl.disconnect("requested-disconnect", wait=CLOSE_WAIT)
-        core.callbacks.resolve_all(CLOSED)
+            runner.feed(self._protocol.disconnect, "requested-disconnect")
         self.ch_recv.close()
         self._routing.disconnected()
-        stragglers = core.threads.join_all(JOIN_TIMEOUT)
-        if stragglers:
-            log.warning("client threads still running after disconnect: %s", stragglers)
-        core.stop_runtime(JOIN_TIMEOUT)
-        if isinstance(impl, AjaxChsk):
-            impl.close_sessions()
+        runner.stop(CLOSE_WAIT, JOIN_TIMEOUT)
 
     def reconnect(self) -> None:
         """Cycle the connection (reason ``requested-reconnect``), e.g. after a login."""
-        with self._core.lock:
-            impl = self._impl
-            if impl is None:
-                self.connect()
-                return
-            impl.reconnect("requested-reconnect")
+        if not self._connected:
+            self.connect()
+            return
+        self._runner.feed(self._protocol.reconnect, "requested-reconnect")
 
     def break_connection(self, close_ws: bool = True) -> None:
         """Break the connection without a clean close, to test reconnects.
@@ -231,20 +231,8 @@ class Client:
         With ``close_ws=False`` the socket goes silent instead: the client believes it is
         still open until the keepalive ping times out (reason ``ws-ping-timeout``).
         """
-        impl = self._impl
-        if impl is not None:
-            impl.break_connection(close_ws=close_ws)
-
-    def _downgrade(self, exc: BaseException) -> None:
-        """Auto mode: the WebSocket was refused before ever opening; use Ajax for good."""
-        core = self._core
-        with core.lock:
-            if not isinstance(self._impl, WsChsk):
-                return
-            log.warning("WebSocket refused (%s); permanently downgrading to Ajax", exc)
-            core.closed("downgrading-ws-to-ajax", force=True)
-            self._impl = AjaxChsk(core)
-            self._impl.connect()
+        if self._connected:
+            self._runner.feed(self._protocol.break_connection, close_ws)
 
     def wait_open(self, timeout: float | None = 10.0) -> bool:
         """Block until the channel is open (handshake done) or ``timeout`` seconds pass."""
@@ -285,15 +273,10 @@ class Client:
     def _send(
         self, event: Sequence[Any], timeout_ms: int | None, cb: Callback | None, *, inline: bool
     ) -> bool:
-        ev = normalize_event(assert_event(event))
+        """Where every event goes out: the protocol checks and packs it before anything else."""
         if cb is not None and (timeout_ms is None or timeout_ms < 0):
-            raise ValueError("a callback needs timeout_ms, a non-negative number of milliseconds")
-        impl = self._impl
-        if impl is None:
-            if cb is not None:
-                self._core.deliver(cb, CLOSED, inline=inline)
-            return False
-        return impl.send(ev, timeout_ms, cb, inline)
+            raise ConfigError("a callback needs timeout_ms, a non-negative number of milliseconds")
+        return self._runner.send(event, timeout_ms, cb, inline)
 
     def request(self, event: Sequence[Any], timeout: float = 10.0) -> Any:
         """Send and block for the reply (``timeout`` in seconds).
@@ -380,6 +363,16 @@ class Client:
         ends routing until a router is started or a handler registered again.
         """
         return self._routing.start(handler, error_handler, trace_evs)
+
+
+def alias(name: str, value: Any, old_name: str, old_value: Any) -> Any:
+    """An option that Sente also accepts under an older name: whichever was given."""
+    if value is not None and old_value is not None and value != old_value:
+        raise ConfigError(
+            f"{old_name} is Sente's older name for {name}; give one of them, not both "
+            f"({name}={value!r}, {old_name}={old_value!r})"
+        )
+    return old_value if value is None else value
 
 
 @atexit.register

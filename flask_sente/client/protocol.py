@@ -37,6 +37,7 @@ from .ajax_channel import AjaxChannel
 from .backoff import exp_backoff
 from .context import Answer, ChannelContext, Emit, Moment, Output, Phase, StateChanged
 from .transport import SendFrame, WsClose
+from .wire import http_url
 from .ws_channel import WsChannel
 
 __all__ = [
@@ -83,6 +84,11 @@ class ClientProtocol:
     ) -> None:
         if type not in ("auto", "ws", "ajax"):
             raise ConfigError(f"type must be 'auto', 'ws' or 'ajax', got {type!r}")
+        if not 0 <= simulated_bad_conn_rate <= 1:
+            raise ConfigError("simulated_bad_conn_rate is a proportion in [0, 1]")
+        if ws_kalive_ms is not None and ws_kalive_ms < 0:
+            raise ConfigError("ws_kalive_ms must be positive, or 0 / None to disable keepalive")
+        http_url(url)  # fail now, with a clear message, on a URL that cannot work
         self.type = type
         self._ctx = ctx = ChannelContext(
             url,
@@ -117,6 +123,10 @@ class ClientProtocol:
     @property
     def phase(self) -> Phase:
         return self._channel.phase
+
+    @property
+    def client_id(self) -> str:
+        return self._ctx.client_id
 
     @property
     def kind(self) -> str:

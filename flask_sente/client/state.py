@@ -2,9 +2,9 @@
 
 Sente keeps the state in an atom that users watch but never ``swap!``; here it is a
 :class:`ClientState`, a ``Mapping`` with Sente's keys spelled as Sente spells them
-(``"open?"``, ``"ever-opened?"``, ``"last-close"``...). Only the client changes it, through
-:meth:`ClientState._swap`, which returns what changed so the client can emit the
-``chsk/state`` event. Scripts can block on it with :meth:`ClientState.wait_for`.
+(``"open?"``, ``"ever-opened?"``, ``"last-close"``...; see :mod:`.state_map`). The protocol
+changes the map; the client's runner shows each new one here and calls the watches. Scripts
+can block on it with :meth:`ClientState.wait_for`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from .state_map import state_event_maps
-
-__all__ = ["ClientState", "WatchFn", "now_udt", "state_event_maps"]
+__all__ = ["ClientState", "WatchFn", "now_udt"]
 
 #: A watch: ``fn(key, state, old, new)``, as Clojure's ``add-watch`` calls it.
 WatchFn = Callable[[Any, "ClientState", dict[str, Any], dict[str, Any]], None]
@@ -85,18 +83,10 @@ class ClientState(Mapping[str, Any]):
                 self._cond.wait(left)
             return True
 
-    def _swap(
-        self, fn: Callable[[dict[str, Any]], dict[str, Any]]
-    ) -> tuple[dict[str, Any], dict[str, Any], list[tuple[Any, WatchFn]]] | None:
-        """Apply ``fn`` to a copy of the map; ``(old, new, watches)`` when it changed, else None.
-
-        The value is replaced, never mutated, so snapshots handed out stay true.
-        """
+    def _replace(self, new: dict[str, Any]) -> list[tuple[Any, WatchFn]]:
+        """Show ``new`` (the protocol's new map, never changed in place), wake the waiters;
+        the watches to call."""
         with self._cond:
-            old = self._value
-            new = fn(dict(old))
-            if new == old:
-                return None
             self._value = new
             self._cond.notify_all()
-            return old, new, list(self._watches.items())
+            return list(self._watches.items())

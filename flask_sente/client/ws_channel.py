@@ -43,7 +43,7 @@ class WsChannel:
     ) -> None:
         self._ctx = ctx
         self._kalive_s = kalive_ms / 2000 if kalive_ms else None
-        self._ping_timeout_ms = ping_timeout_ms
+        self.ping_timeout_ms = ping_timeout_ms
         self._retries = RetrySchedule(backoff_ms_fn)
         self._reconnect = reconnect
         self._may_downgrade = may_downgrade
@@ -251,11 +251,11 @@ class WsChannel:
         ctx = self._ctx
         cb_uuid = ctx.callbacks.new_uuid()
         ping = InternalCallback(lambda reply, when: self._pinged(link, reply, when))
-        self.send(ctx.pack([WS_PING], cb_uuid), cb_uuid, ping, self._ping_timeout_ms, now)
+        self.send(ctx.pack([WS_PING], cb_uuid), cb_uuid, ping, self.ping_timeout_ms, now)
 
     def _pinged(self, link: int, reply: Any, now: Moment) -> None:
         if reply != PONG and link == self.link:
-            log.info("no pong within %d ms; reconnecting", self._ping_timeout_ms)
+            log.info("no pong within %d ms; reconnecting", self.ping_timeout_ms)
             self.reconnect("ws-ping-timeout", now)
 
 

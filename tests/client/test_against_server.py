@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from flask_sente.client import Client
-from flask_sente.client.ws import default_ws_constructor
+from flask_sente.client.ws_transport import default_ws_constructor
 from flask_sente.errors import ChannelClosed, ReplyTimeout
 from flask_sente.protocol import CLOSED
 from tests.client.helpers import Conformance, assert_no_client_threads, next_id, next_matching

@@ -259,7 +259,7 @@ def test_simulated_bad_connection_drops_the_websocket_on_a_send(
 ) -> None:
     client = make_client(sente.url, type="ws").connect()
     assert client.wait_open(5)
-    monkeypatch.setattr(client._core, "bad_conn", lambda: True)  # from now on, always
+    monkeypatch.setattr(client._protocol._ctx, "bad_conn", lambda: True)  # from now on, always
     assert client.send(["test/echo", 1]) is False
     assert sente.wait_for(lambda: [r for r in sente.received if r.transport == "ws-close"])
     close = next(r for r in sente.received if r.transport == "ws-close")

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from flask_sente.client import Client
-from flask_sente.client.ws import WsClose
+from flask_sente.client.transport import WsClose
 from flask_sente.errors import ConfigError
 from flask_sente.protocol import Keyword
 from tests.client.helpers import next_matching
@@ -100,8 +100,8 @@ def test_sentes_older_option_names() -> None:
     assert Client(URL, client_id="cid-1", client_uuid="cid-1").client_id == "cid-1"
     with pytest.raises(ConfigError, match="client_uuid is Sente's older name for client_id"):
         Client(URL, client_id="cid-1", client_uuid="cid-2")
-    assert Client(URL, ws_kalive_ping_timeout_ms=1234)._opts.ws_ping_timeout_ms == 1234
-    assert Client(URL)._opts.ws_ping_timeout_ms == 5000
+    assert Client(URL, ws_kalive_ping_timeout_ms=1234)._protocol._ws.ping_timeout_ms == 1234
+    assert Client(URL)._protocol._ws.ping_timeout_ms == 5000
     with pytest.raises(ConfigError, match="ws_kalive_ping_timeout_ms"):
         Client(URL, ws_ping_timeout_ms=1000, ws_kalive_ping_timeout_ms=2000)
 

@@ -19,7 +19,7 @@ import requests
 
 from examples.conformance import create_app
 from flask_sente.client import Client
-from flask_sente.client.ajax import AjaxChannel
+from flask_sente.client.runner import ProtocolRunner
 from tests.client.helpers import Pusher, received_stream, wait_until
 from tests.support import serve_in_thread
 
@@ -81,16 +81,17 @@ def _lose_poll_answers(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
     """Make the client lose the next long-poll answer that carries pushes, after the server
     wrote it (an answer lost in transit); returns the function that arms it."""
     armed: list[bool] = []
-    get = AjaxChannel.get
+    answered = ProtocolRunner.http_answered
 
-    def losing_get(self: AjaxChannel, *, handshake: bool) -> str | bytes:
-        body = get(self, handshake=handshake)
-        if armed and "test/n" in str(body):
+    def losing(self: ProtocolRunner, link: int, status: int, body: bytes) -> None:
+        if armed and b"test/n" in body:
             armed.clear()
-            raise requests.ConnectionError("the answer was lost in transit")
-        return body
+            error = requests.ConnectionError("the answer was lost in transit")
+            self.http_failed(link, error, timed_out=False)
+            return
+        answered(self, link, status, body)
 
-    monkeypatch.setattr(AjaxChannel, "get", losing_get)
+    monkeypatch.setattr(ProtocolRunner, "http_answered", losing)
     return lambda: armed.append(True)
 
 

@@ -1,6 +1,6 @@
 """Handlers just run: the registered handlers, ``start_router`` (Sente's style), one router.
 
-Unit tests drive :class:`~flask_sente.client.router.Routing` on a bare ``ChRecv``; the rest
+Unit tests drive :class:`~flask_sente.client.routing.Routing` on a bare ``ChRecv``; the rest
 use a connected client and the scripted Sente server.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from flask_sente.client import ChRecv, Client, ClientEventMsg
-from flask_sente.client.router import Routing
+from flask_sente.client.routing import Routing
 from tests.client.helpers import next_id
 from tests.client.sente_server import ScriptedSente
 from tests.support import wait_until

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ..router import Handlers, Router
-from .events import ChRecv, ClientEventMsg
+from .messages import ChRecv, ClientEventMsg
 
 __all__ = ["E", "ErrorHandler", "H", "Handler", "Routing"]
 
-log = logging.getLogger("flask_sente.client.router")
+log = logging.getLogger("flask_sente.client.routing")
 
 Handler = Callable[[ClientEventMsg], Any]
 ErrorHandler = Callable[[ClientEventMsg, BaseException], Any]

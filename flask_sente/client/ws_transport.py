@@ -1,9 +1,11 @@
-"""One WebSocket connection: connect, read frames on its own thread, send, close.
+"""The WebSocket transport: connections over websocket-client, each read on its own thread.
 
-This layer knows frames, not Sente: it reports *opened*, *failed before opening*,
-*message* and *closed* to a listener (the WebSocket channel socket), which decides what
-they mean. It is built on websocket-client; ``ws_constructor`` may supply any object with
-websocket-client's ``recv_data``/``send``/``send_close``/``abort``/``shutdown`` methods.
+It knows frames, not Sente: it carries out the protocol's WebSocket commands
+(:mod:`.transport`) and reports *opened*, *failed before opening* (and whether a server
+refused), each *message* and *closed* to its listener, which decides what they mean.
+``ws_constructor`` may supply any object with websocket-client's ``recv_data``, ``send``,
+``send_binary``, ``send_close``, ``abort`` and ``shutdown`` methods (``sente.test_client()``
+supplies one over an in-process socket).
 """
 
 from __future__ import annotations
@@ -14,37 +16,31 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from http.cookiejar import CookieJar
+from typing import Any
 
 import websocket
 
-from .runtime import ThreadSet
+from .cookies import cookie_header
+from .threads import ThreadSet
+from .transport import (
+    CloseWebSocket,
+    Command,
+    CutWebSocket,
+    OpenWebSocket,
+    SendFrame,
+    TransportListener,
+    WsClose,
+)
 
-__all__ = ["WsClose", "WsConnection", "WsListener", "default_ws_constructor", "is_refusal"]
+__all__ = ["WsTransport", "default_ws_constructor", "is_refusal"]
 
-log = logging.getLogger("flask_sente.client.ws")
+log = logging.getLogger("flask_sente.client.ws_transport")
 
 #: Seconds allowed for the TCP connect and upgrade unless ``ws_opts`` says ``timeout``.
 DEFAULT_CONNECT_TIMEOUT = 10.0
 
 WsConstructor = Callable[..., Any]
-
-
-@dataclass(frozen=True, slots=True)
-class WsClose:
-    """How a connection ended; ``clean`` means a close frame was received (``wasClean``)."""
-
-    code: int
-    reason: str
-    clean: bool
-
-
-class WsListener(Protocol):
-    def ws_opened(self, conn: WsConnection) -> None: ...
-    def ws_failed(self, conn: WsConnection, exc: BaseException) -> None: ...
-    def ws_message(self, conn: WsConnection, data: str | bytes) -> None: ...
-    def ws_closed(self, conn: WsConnection, close: WsClose, exc: BaseException | None) -> None: ...
 
 
 class _SenteWebSocket(websocket.WebSocket):
@@ -88,48 +84,111 @@ def is_refusal(exc: BaseException) -> bool:
     return not isinstance(exc, OSError | websocket.WebSocketAddressException)
 
 
-class WsConnection:
-    """One connection attempt and, once open, its reader thread."""
+class WsTransport:
+    """Opens, writes, closes and cuts the WebSocket connections the protocol asks for."""
+
+    kind = "ws"
 
     def __init__(
         self,
-        url: str,
+        listener: TransportListener,
         *,
-        listener: WsListener,
         threads: ThreadSet,
         constructor: WsConstructor | None = None,
-        headers: Mapping[str, str] | None = None,
-        opts: Mapping[str, Any] | None = None,
+        ws_opts: Mapping[str, Any] | None = None,
+        cookies: CookieJar | None = None,
         name: str = "flask_sente.client-ws",
     ) -> None:
-        self.url = url
         self._listener = listener
         self._threads = threads
         self._constructor = constructor or default_ws_constructor
-        self._opts = dict(opts or {})
-        extra = [f"{k}: {v}" for k, v in (headers or {}).items()]
-        self._header = [*(self._opts.pop("header", None) or []), *extra]
+        self._opts = dict(ws_opts or {})
+        self._cookies = cookies
         self._name = name
         self._lock = threading.Lock()
+        self._conns: dict[int, _Connection] = {}
+
+    def perform(self, command: Command) -> None:
+        if isinstance(command, OpenWebSocket):
+            self._open(command)
+            return
+        with self._lock:
+            conn = self._conns.get(command.link)
+        if isinstance(command, SendFrame):
+            if conn is None:
+                raise websocket.WebSocketConnectionClosedException("the WebSocket is not open")
+            conn.send(command.data)
+        elif conn is None:
+            return
+        elif isinstance(command, CloseWebSocket):
+            conn.close(command.code, command.reason, linger=command.linger)
+        elif isinstance(command, CutWebSocket):
+            conn.cut(silently=command.silently)
+
+    def close(self, timeout: float) -> None:
+        """Let lingering closes finish within ``timeout``, then cut every connection."""
+        with self._lock:
+            conns = list(self._conns.values())
+        deadline = time.monotonic() + timeout
+        for conn in conns:
+            conn.finished.wait(max(0.0, deadline - time.monotonic()))
+        for conn in conns:
+            conn.abort()
+
+    def _open(self, command: OpenWebSocket) -> None:
+        opts = dict(self._opts)
+        header = [
+            *(opts.pop("header", None) or []),
+            *(f"{k}: {v}" for k, v in command.headers.items()),
+        ]
+        cookies = cookie_header(self._cookies, command.url)  # read at each connect: it may change
+        if cookies:
+            opts["cookie"] = "; ".join(filter(None, [opts.get("cookie"), cookies]))
+        conn = _Connection(
+            command.link, command.url, self._constructor, header, opts, self._listener, self._ended
+        )
+        with self._lock:
+            self._conns[command.link] = conn
+        self._threads.spawn(self._name, conn.run)
+
+    def _ended(self, conn: _Connection) -> None:
+        with self._lock:
+            if self._conns.get(conn.link) is conn:
+                del self._conns[conn.link]
+
+
+class _Connection:
+    """One connection attempt and, once open, its reader."""
+
+    def __init__(
+        self,
+        link: int,
+        url: str,
+        constructor: WsConstructor,
+        header: list[str],
+        opts: Mapping[str, Any],
+        listener: TransportListener,
+        on_end: Callable[[_Connection], None],
+    ) -> None:
+        self.link = link
+        self._url = url
+        self._constructor = constructor
+        self._header = header
+        self._opts = opts
+        self._listener = listener
+        self._on_end = on_end
+        self._lock = threading.Lock()
         self._ws: Any = None
-        self._closing = False
-        self._detached = False
-        self._dropped = False
-        self._finished = threading.Event()
-        self.last_comms = time.monotonic()
-
-    def start(self) -> None:
-        self._threads.spawn(self._name, self._run)
-
-    @property
-    def detached(self) -> bool:
-        return self._detached
+        self._closing = False  # a close or a cut was asked for
+        self._silent = False  # the listener hears nothing more, writes vanish
+        self._dropped = False  # nothing more is read; the listener hears the close
+        self.finished = threading.Event()
 
     def send(self, data: str | bytes) -> None:
-        """Send one message; raises when the socket is gone. A detached socket eats it."""
+        """Write one message; raises when the socket is gone. A silenced socket eats it."""
         with self._lock:
             ws = self._ws
-        if self._detached:
+        if self._silent:
             return
         if ws is None:
             raise websocket.WebSocketConnectionClosedException("the WebSocket is not open")
@@ -137,10 +196,9 @@ class WsConnection:
             ws.send_binary(data)
         else:
             ws.send(data)
-        self.last_comms = time.monotonic()
 
-    def close(self, code: int = 1000, reason: str = "CLOSE_NORMAL", *, wait: float = 0.0) -> None:
-        """Send a close frame; give the peer ``wait`` seconds to answer, then cut the socket."""
+    def close(self, code: int, reason: str, *, linger: bool) -> None:
+        """Send a close frame; cut the socket at once unless ``linger``."""
         with self._lock:
             self._closing = True
             ws = self._ws
@@ -149,8 +207,17 @@ class WsConnection:
                 ws.send_close(code, reason.encode())
             except Exception:
                 log.debug("close frame not sent", exc_info=True)
-            if wait > 0:
-                self._finished.wait(wait)
+        if not linger or ws is None:
+            self.abort()
+
+    def cut(self, *, silently: bool) -> None:
+        """Cut the socket, no close frame: ``silently``, as a broken network the listener does
+        not know about (``break_connection(close_ws=False)``); else as a failing network
+        would, the listener hearing the close (``simulated_bad_conn_rate``)."""
+        if silently:
+            self._silent = True
+        else:
+            self._dropped = True
         self.abort()
 
     def abort(self) -> None:
@@ -161,33 +228,19 @@ class WsConnection:
         if ws is not None:
             _abort(ws)
 
-    def detach(self) -> None:
-        """Go silent: the listener hears nothing more, sends vanish, the socket is cut.
-
-        This is ``break_connection(close_ws=False)``: a connection that is broken but does
-        not know it, which only the keepalive ping can discover.
-        """
-        self._detached = True
-        self.abort()
-
-    def drop(self) -> None:
-        """Cut the socket as a failing network would: no close frame, nothing more read
-        from it; the listener hears the close (``simulated_bad_conn_rate``)."""
-        self._dropped = True
-        self.abort()
-
-    def _run(self) -> None:
+    def run(self) -> None:
         try:
             self._connect_and_read()
         finally:
-            self._finished.set()
+            self.finished.set()
+            self._on_end(self)
 
     def _connect_and_read(self) -> None:
         try:
-            ws = self._constructor(self.url, header=self._header, **self._opts)
+            ws = self._constructor(self._url, header=self._header, **self._opts)
         except Exception as exc:
-            if not self._closing and not self._detached:
-                self._listener.ws_failed(self, exc)
+            if not self._closing and not self._silent:
+                self._listener.ws_failed(self.link, exc, refused=is_refusal(exc))
             return
         with self._lock:
             self._ws = ws
@@ -200,16 +253,15 @@ class WsConnection:
             return
         if hasattr(ws, "settimeout"):
             ws.settimeout(None)
-        self.last_comms = time.monotonic()
-        self._listener.ws_opened(self)
+        self._listener.ws_opened(self.link)
         close, error = self._read(ws)
         try:
             ws.shutdown()
         finally:
             with self._lock:
                 self._ws = None
-        if not self._detached:
-            self._listener.ws_closed(self, close, error)
+        if not self._silent:
+            self._listener.ws_closed(self.link, close, error)
 
     def _read(self, ws: Any) -> tuple[WsClose, BaseException | None]:
         while True:
@@ -217,17 +269,16 @@ class WsConnection:
                 opcode, data = ws.recv_data(control_frame=True)
             except Exception as exc:
                 return WsClose(1006, "", False), exc
-            self.last_comms = time.monotonic()
             if opcode == websocket.ABNF.OPCODE_CLOSE:
                 return _parse_close(data), None
             if opcode not in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
                 continue
-            if self._detached or self._dropped:
+            if self._silent or self._dropped:
                 continue
             if opcode == websocket.ABNF.OPCODE_TEXT and isinstance(data, bytes | bytearray):
                 data = bytes(data).decode("utf-8")
             try:
-                self._listener.ws_message(self, data)
+                self._listener.ws_received(self.link, data)
             except Exception:
                 log.exception("could not handle a WebSocket message %r", data[:200])
 

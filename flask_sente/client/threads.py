@@ -5,9 +5,9 @@ gevent's monkey-patching, on greenlets. Every thread is a daemon (a forgotten cl
 holds the interpreter open) and every one is joined, with a deadline, when the client
 disconnects.
 
-The client's own timers (callback timeouts, keepalive, reconnect backoff) run on the
-server's :class:`flask_sente.scheduler.Scheduler`, which never runs user code, so a slow user
-callback cannot delay a reconnect.
+The client's own timers (callback timeouts, keepalive, reconnect backoff) run on
+:class:`flask_sente.scheduler.Scheduler`, the server's too, which never runs user code, so a
+slow user callback cannot delay a reconnect.
 
 * :class:`Dispatcher` runs user code (send callbacks, state watches) one at a time, in order.
 * :class:`ThreadSet` starts and remembers short-lived threads (socket readers, Ajax requests).
@@ -24,7 +24,7 @@ from typing import Any
 
 __all__ = ["Dispatcher", "ThreadSet"]
 
-log = logging.getLogger("flask_sente.client.runtime")
+log = logging.getLogger("flask_sente.client.threads")
 
 
 class Dispatcher:
