@@ -263,7 +263,8 @@ class Sente:
         if app is None:
             app = flask_test_client.application if flask_test_client is not None else None
         server_app = app if app is not None else self._only_app()
-        return SenteTestClient(self, server_app, flask_test_client, uid=uid, **options)
+        server = self.server(server_app)
+        return SenteTestClient(server, server_app, flask_test_client, uid=uid, **options)
 
     def _only_app(self) -> Flask:
         if has_app_context():

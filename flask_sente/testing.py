@@ -1,11 +1,12 @@
 """Testing an application's event handlers without a network: ``sente.test_client()``.
 
-The test client opens a real channel socket through the app: the upgrade request goes
-through Flask's test client (so its cookies and session, and a login done through a normal
-route, carry over), the extension runs its checks and ``user_id_fn`` as for any request, and
-the WebSocket then runs over an in-process socket pair on the server's event loop. Nothing is
-imitated: the route, the registry, batching, the router and your handlers all run as in
-production.
+The test client is the production Python client (:class:`~flask_sente.client.Client`, its
+protocol and its WebSocket transport), whose WebSocket runs over an in-process socket pair
+instead of a TCP connection. The upgrade request goes through Flask's test client (so its
+cookies and session, and a login done through a normal route, carry over), the extension
+runs its checks and ``user_id_fn`` as for any request, and the server's event loop takes the
+socket over. Nothing is imitated: the route, the registry, batching, the router and your
+handlers on one side, and the client's protocol on the other, all run as in production.
 
 ::
 
@@ -22,61 +23,54 @@ from __future__ import annotations
 import contextlib
 import queue
 import socket
+import struct
 import threading
-import uuid
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
+import websocket
 from wsproto import ConnectionType, WSConnection
-from wsproto.events import AcceptConnection, CloseConnection, Message, Request, TextMessage
-
-from .errors import ChannelClosed, ReplyTimeout, SenteError
-from .protocol import (
-    MessageKind,
-    as_event,
-    classify_server_message,
-    event_data,
-    new_cb_uuid,
-    normalize_event,
-    pack,
-    unpack,
+from wsproto.connection import ConnectionState
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Message,
+    Ping,
+    Request,
+    TextMessage,
 )
+
+from .client import Client, ClientEventMsg
+from .errors import ChannelClosed, ReplyTimeout
 from .transports.sockets import TEST_SOCKET_KEY
 
 if TYPE_CHECKING:
     from flask import Flask
     from flask.testing import FlaskClient
 
-    from .extension import Sente
+    from .server import ChannelServer
 
 __all__ = ["ReceivedEvent", "SenteTestClient"]
 
+#: Seconds ``connect()`` waits for the handshake.
+CONNECT_TIMEOUT = 10.0
 
-class ReceivedEvent:
-    """An event the server pushed to the test client."""
-
-    __slots__ = ("event",)
-
-    def __init__(self, event: list[Any]) -> None:
-        self.event = event
-
-    @property
-    def id(self) -> str:
-        return str(self.event[0])
-
-    @property
-    def data(self) -> Any:
-        return event_data(self.event)
-
-    def __repr__(self) -> str:
-        return f"ReceivedEvent({self.event!r})"
+#: What ``next_event`` returns: the client's event message (``id``, ``data``, ``event``).
+ReceivedEvent = ClientEventMsg
 
 
 class SenteTestClient:
-    """One channel socket to the app, in-process. Use it as a context manager."""
+    """One channel socket to the app, in-process. Use it as a context manager.
+
+    ``client`` is the :class:`~flask_sente.client.Client` underneath, for what this class
+    does not wrap (its ``state``, callbacks with ``send``...). It does not reconnect: a
+    channel socket the server closes stays closed.
+    """
 
     def __init__(
         self,
-        sente: Sente,
+        server: ChannelServer,
         app: Flask,
         flask_client: FlaskClient | None = None,
         *,
@@ -85,21 +79,26 @@ class SenteTestClient:
         params: dict[str, str] | None = None,
         csrf_token: str | None = None,
     ) -> None:
-        self._server = sente.server(app)
-        self._flask_client = flask_client or app.test_client()
-        self._packer = self._server.packer
-        self.client_id = client_id or str(uuid.uuid4())
-        self._params = dict(params or {})
+        params = dict(params or {})
         if uid is not None:
-            self._params.setdefault("uid", str(uid))
-        self._csrf_token = csrf_token
-        self._events: queue.Queue[ReceivedEvent] = queue.Queue()
-        self._received: list[ReceivedEvent] = []
-        self._replies: dict[str, queue.Queue[Any]] = {}
+            params.setdefault("uid", str(uid))
+        self._flask_client = flask_client or app.test_client()
+        self._pushed: queue.Queue[ClientEventMsg] = queue.Queue()
+        self._received: list[ClientEventMsg] = []
         self._lock = threading.Lock()
-        self._sock: socket.socket | None = None
-        self._ws: WSConnection | None = None
-        self._reader: threading.Thread | None = None
+        self._refusal: tuple[int, str] | None = None
+        self.client = Client(
+            "http://localhost" + server.options.path,
+            type="ws",
+            packer=server.packer,
+            csrf_token=csrf_token,
+            params=params,
+            client_id=client_id,
+            reconnect=False,
+            ws_constructor=self._upgrade,
+        )
+        self.client.on_default(self._record)
+        self.client_id = self.client.client_id
         self.uid: Any = None
         self.handshake_data: Any = None
         self.status_code: int | None = None
@@ -107,75 +106,25 @@ class SenteTestClient:
     # ------------------------------------------------------------------ lifecycle
 
     def connect(self) -> SenteTestClient:
-        """Open the channel socket; raises :class:`ChannelClosed` when the server refuses."""
-        ours, theirs = socket.socketpair()
-        ws = WSConnection(ConnectionType.CLIENT)
-        request = ws.send(Request(host="localhost", target=self._server.options.path))
-        key = next(
-            line.split(b":", 1)[1].strip().decode()
-            for line in request.split(b"\r\n")
-            if line.lower().startswith(b"sec-websocket-key:")
-        )
-        query = {**self._params, "client-id": self.client_id}
-        if self._csrf_token is not None:
-            query["csrf-token"] = self._csrf_token
-        response = self._flask_client.get(
-            self._server.options.path,
-            query_string=query,
-            headers={
-                "Upgrade": "websocket",
-                "Connection": "Upgrade",
-                "Sec-WebSocket-Key": key,
-                "Sec-WebSocket-Version": "13",
-            },
-            environ_overrides={TEST_SOCKET_KEY: theirs},
-        )
-        self.status_code = response.status_code
-        if response.status_code != 101:
-            ours.close()
-            theirs.close()
-            raise ChannelClosed(
-                f"the server refused the channel socket: {response.status_code} "
-                f"{response.get_data(as_text=True)!r}"
-            )
-        theirs.close()
-        ours.settimeout(10)
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = ours.recv(4096)
-            if not chunk:
-                raise ChannelClosed("the server closed the channel socket during the upgrade")
-            head += chunk
-        ws.receive_data(head)
-        early = list(ws.events())  # frames that came with the 101 response
-        if not any(isinstance(e, AcceptConnection) for e in early):
-            raise ChannelClosed("the server did not accept the WebSocket upgrade")
-        ours.settimeout(None)
-        self._sock, self._ws = ours, ws
-        handshake = queue.Queue[Any](maxsize=1)
-        self._reader = threading.Thread(
-            target=self._read, args=(handshake, early), name="flask_sente-test-client", daemon=True
-        )
-        self._reader.start()
-        try:
-            self.uid, self.handshake_data = handshake.get(timeout=10)
-        except queue.Empty:
-            self.disconnect()
-            raise ChannelClosed("no handshake from the server within 10 s") from None
+        """Open the channel socket and wait for the handshake; raises
+        :class:`~flask_sente.errors.ChannelClosed` when the server refuses."""
+        client = self.client
+        client.connect()
+        state = client.state
+        state.wait_for(_open_or_ended, CONNECT_TIMEOUT)
+        if not state.get("open?"):
+            client.disconnect()
+            if self._refusal is not None:
+                status, body = self._refusal
+                raise ChannelClosed(f"the server refused the channel socket: {status} {body!r}")
+            why = state.get("last-ws-error") or state.get("last-close")
+            raise ChannelClosed(f"no handshake from the server within {CONNECT_TIMEOUT} s ({why})")
+        self.uid, self.handshake_data = state["uid"], state["handshake-data"]
         return self
 
     def disconnect(self) -> None:
         """Close the channel socket (a normal close, 1000)."""
-        sock, ws = self._sock, self._ws
-        if sock is None or ws is None:
-            return
-        with self._lock, contextlib.suppress(Exception):
-            sock.sendall(ws.send(CloseConnection(code=1000, reason="test client done")))
-        if self._reader is not None:
-            self._reader.join(5)
-        with contextlib.suppress(OSError):
-            sock.close()
-        self._sock = None
+        self.client.disconnect()
 
     def __enter__(self) -> SenteTestClient:
         return self.connect()
@@ -187,90 +136,145 @@ class SenteTestClient:
 
     def send(self, event: Any) -> None:
         """Send an event that wants no reply."""
-        self._write(pack(self._packer, normalize_event(event), None))
+        if not self.client.send(event):
+            raise ChannelClosed("the test client is not connected; call connect() first")
 
     def request(self, event: Any, timeout: float = 5.0) -> Any:
         """Send an event and wait for the handler's reply."""
-        cb = new_cb_uuid()
-        waiter: queue.Queue[Any] = queue.Queue(maxsize=1)
-        with self._lock:
-            self._replies[cb] = waiter
-        self._write(pack(self._packer, normalize_event(event), cb))
-        try:
-            return waiter.get(timeout=timeout)
-        except queue.Empty:
-            raise ReplyTimeout(f"no reply to {event!r} within {timeout} s") from None
-        finally:
-            with self._lock:
-                self._replies.pop(cb, None)
-
-    def _write(self, packed: str | bytes) -> None:
-        sock, ws = self._sock, self._ws
-        if sock is None or ws is None:
-            raise ChannelClosed("the test client is not connected; call connect() first")
-        message = Message(data=packed) if isinstance(packed, bytes) else TextMessage(data=packed)
-        with self._lock:
-            sock.sendall(ws.send(message))
+        return self.client.request(event, timeout)
 
     # ------------------------------------------------------------------ receiving
 
-    def next_event(self, timeout: float = 5.0) -> ReceivedEvent:
+    def next_event(self, timeout: float = 5.0) -> ClientEventMsg:
         """The next pushed event; raises :class:`ReplyTimeout` when none comes in time."""
         try:
-            return self._events.get(timeout=timeout)
+            return self._pushed.get(timeout=timeout)
         except queue.Empty:
             raise ReplyTimeout(f"no event pushed within {timeout} s") from None
 
-    def received(self) -> list[ReceivedEvent]:
+    def received(self) -> list[ClientEventMsg]:
         """Every event pushed so far, oldest first (including those ``next_event`` returned)."""
         with self._lock:
             return list(self._received)
 
-    def _read(self, handshake: queue.Queue[Any], early: list[Any]) -> None:
-        sock, ws = self._sock, self._ws
-        assert sock is not None and ws is not None
-        parts: list[Any] = []
-        pending = [e for e in early if not isinstance(e, AcceptConnection)]
-        try:
-            while True:
-                if not pending:
-                    data = sock.recv(65536)
-                    if not data:
-                        return
-                    ws.receive_data(data)
-                    pending = list(ws.events())
-                events, pending = pending, []
-                for event in events:
-                    if isinstance(event, CloseConnection):
-                        with self._lock, contextlib.suppress(Exception):
-                            sock.sendall(ws.send(event.response()))
-                        return
-                    if isinstance(event, Message):
-                        parts.append(event.data)
-                        if event.message_finished:
-                            whole = parts[0] if len(parts) == 1 else type(parts[0])().join(parts)
-                            parts = []
-                            self._on_message(whole, handshake)
-        except (OSError, SenteError):
+    def _record(self, msg: ClientEventMsg) -> None:
+        if msg.id.startswith("chsk/"):  # the client's own: handshake, state, pings
             return
+        with self._lock:
+            self._received.append(msg)
+        self._pushed.put(msg)
 
-    def _on_message(self, whole: str | bytes, handshake: queue.Queue[Any]) -> None:
-        value, cb = unpack(self._packer, whole)
-        message = classify_server_message(value, cb)
-        if message.kind is MessageKind.HANDSHAKE:
-            with contextlib.suppress(queue.Full):
-                handshake.put_nowait(message.handshake)
-        elif message.kind is MessageKind.PING:
-            self._write(pack(self._packer, normalize_event(["chsk/ws-pong"]), None))
-        elif message.kind is MessageKind.REPLY:
-            with self._lock:
-                waiter = self._replies.get(str(cb))
-            if waiter is not None:
-                with contextlib.suppress(queue.Full):
-                    waiter.put_nowait(value)
-        elif message.kind is MessageKind.PUSH:
-            for ev in value:
-                received = ReceivedEvent(as_event(ev))
-                with self._lock:
-                    self._received.append(received)
-                self._events.put(received)
+    # ------------------------------------------------------------------ the upgrade
+
+    def _upgrade(self, url: str, *, header: list[str], **opts: Any) -> _InProcessWebSocket:
+        """The client's ``ws_constructor``: the upgrade through Flask's test client, the
+        WebSocket over one end of a socket pair whose other end the server takes over."""
+        ours, theirs = socket.socketpair()
+        ws = WSConnection(ConnectionType.CLIENT)
+        request = ws.send(Request(host="localhost", target="/"))
+        key = next(
+            line.split(b":", 1)[1].strip().decode()
+            for line in request.split(b"\r\n")
+            if line.lower().startswith(b"sec-websocket-key:")
+        )
+        extra = dict(line.split(": ", 1) for line in header)
+        target = urlsplit(url)
+        response = self._flask_client.get(
+            f"{target.path}?{target.query}",
+            headers={
+                **extra,
+                "Upgrade": "websocket",
+                "Connection": "Upgrade",
+                "Sec-WebSocket-Key": key,
+                "Sec-WebSocket-Version": "13",
+            },
+            environ_overrides={TEST_SOCKET_KEY: theirs},
+        )
+        theirs.close()
+        self.status_code = response.status_code
+        if response.status_code != 101:
+            ours.close()
+            self._refusal = (response.status_code, response.get_data(as_text=True))
+            raise websocket.WebSocketBadStatusException(
+                f"the server refused the upgrade: {response.status_code}", response.status_code
+            )
+        return _InProcessWebSocket(ours, ws)
+
+
+def _bytes(part: str | bytes) -> bytes:
+    return part.encode() if isinstance(part, str) else part
+
+
+def _open_or_ended(state: Any) -> bool:
+    """Open, or never to be: the upgrade failed, or the socket closed before a handshake."""
+    return bool(state.get("open?")) or "last-ws-error" in state or "last-ws-close" in state
+
+
+class _InProcessWebSocket:
+    """The client side of an in-process WebSocket, framed by wsproto, with the methods of a
+    websocket-client socket that the client's WebSocket transport uses."""
+
+    def __init__(self, sock: socket.socket, ws: WSConnection) -> None:
+        self.sock = sock
+        self._ws = ws
+        self._write_lock = threading.Lock()
+        self._events: list[Any] = []
+        self._parts: list[str | bytes] = []
+        sock.settimeout(CONNECT_TIMEOUT)
+        while not any(isinstance(e, AcceptConnection) for e in self._events):
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise websocket.WebSocketConnectionClosedException("closed during the upgrade")
+            ws.receive_data(chunk)
+            self._events += list(ws.events())
+        self._events = [e for e in self._events if not isinstance(e, AcceptConnection)]
+        sock.settimeout(None)
+
+    def settimeout(self, timeout: float | None) -> None:
+        self.sock.settimeout(timeout)
+
+    def recv_data(self, control_frame: bool = True) -> tuple[int, str | bytes]:
+        """The next whole message, or the close frame, as websocket-client returns them."""
+        while True:
+            while self._events:
+                event = self._events.pop(0)
+                if isinstance(event, Message):
+                    self._parts.append(event.data)
+                    if event.message_finished:
+                        parts, self._parts = self._parts, []
+                        if isinstance(event, TextMessage):
+                            return websocket.ABNF.OPCODE_TEXT, "".join(map(str, parts))
+                        return websocket.ABNF.OPCODE_BINARY, b"".join(map(_bytes, parts))
+                elif isinstance(event, Ping):
+                    self._write(event.response())
+                elif isinstance(event, CloseConnection):
+                    if self._ws.state is ConnectionState.REMOTE_CLOSING:
+                        self._write(event.response())
+                    payload = struct.pack("!H", event.code) + (event.reason or "").encode()
+                    return websocket.ABNF.OPCODE_CLOSE, payload
+            data = self.sock.recv(65536)
+            if not data:
+                raise websocket.WebSocketConnectionClosedException("the socket was closed")
+            self._ws.receive_data(data)
+            self._events += list(self._ws.events())
+
+    def send(self, data: str) -> None:
+        self._write(TextMessage(data=data))
+
+    def send_binary(self, data: bytes) -> None:
+        self._write(BytesMessage(data=data))
+
+    def send_close(self, status: int = 1000, reason: bytes = b"") -> None:
+        if self._ws.state is ConnectionState.OPEN:
+            self._write(CloseConnection(code=status, reason=reason.decode()))
+
+    def abort(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+
+    def shutdown(self) -> None:
+        self.sock.close()
+
+    def _write(self, event: Any) -> None:
+        with self._write_lock:
+            self.sock.sendall(self._ws.send(event))

@@ -6,6 +6,8 @@ import pytest
 from flask import Flask, session
 
 from flask_sente import ChannelClosed, ReplyTimeout, Sente
+from flask_sente.client import Client
+from tests.support import wait_until
 
 
 @pytest.fixture
@@ -68,3 +70,27 @@ def test_no_reply_times_out_with_a_typed_error(app):
             chsk.request(["chat/slow"], timeout=0.3)
         with pytest.raises(TimeoutError):
             chsk.next_event(timeout=0.1)
+
+
+def test_the_test_client_runs_the_production_client(no_thread_leaks, app):
+    sente = app.extensions["sente_extension"]
+    web = app.test_client()
+    web.post("/login")
+    with sente.test_client(web, csrf_token="tok") as chsk:
+        client = chsk.client
+        assert isinstance(client, Client) and chsk.status_code == 101
+        assert (client.state["open?"], client.state["type"], client.state["uid"]) == (
+            True,
+            "ws",
+            "alice",
+        )
+        replies: list = []
+        assert client.send(["chat/send", {"text": "cb"}], 5000, replies.append)
+        wait_until(lambda: replies, 5)
+        assert replies == [{"ok": True, "uid": "alice"}]
+        sente.send("alice", ["chsk/close"])  # the server closes: it stays closed
+        assert client.state.wait_for(lambda s: not s["open?"], 5)
+        assert client.state["last-close"]["reason"] == "clean"
+        with pytest.raises(ChannelClosed):
+            chsk.send(["chat/send", {"text": "after"}])
+        assert not client.state["open?"]
