@@ -13,12 +13,16 @@ transport commands (:mod:`.transport`), and :class:`~.context.Emit`,
 
 The channel socket in use goes through the :class:`~.context.Phase` s::
 
-    CLOSED --connect--> CONNECTING --handshake--> OPEN
-      ^                  ^   |                      |
-      |                  |   +-------- lost --------+
-      |     first retry, |   |
-      |     at once      +---+--> RETRY_WAIT --tick at its time--> CONNECTING
-      +-- disconnect (from any), or lost with reconnect=False
+    CLOSED --connect()--> CONNECTING --handshake--> OPEN
+                            ^    |                   |
+                            |    +<------ lost ------+
+                            |    |
+                            |    +-- first retry: at once --> CONNECTING
+                            |    +-- later retries ---------> RETRY_WAIT
+                            |                                     |
+                            +------- tick() at its time ----------+
+
+    any phase --disconnect(), or lost with reconnect=False--> CLOSED
 
 ``type="auto"`` starts on the WebSocket and moves to Ajax for good when a server refuses the
 WebSocket before one ever opened (Sente's ``ChAutoSocket``, ``downgrading-ws-to-ajax``).

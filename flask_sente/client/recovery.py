@@ -9,7 +9,7 @@ report. :class:`Received` keeps the report and drops what was already delivered,
 push reaches the user once, in order. A 2-element wrapper (a Sente server, an older
 flask_sente) carries no number and is delivered whole, as before.
 
-Pure bookkeeping: the caller holds the lock.
+Pure bookkeeping, kept by the client's protocol (:mod:`.context`).
 """
 
 from __future__ import annotations

@@ -120,8 +120,9 @@ class ProtocolRunner:
         out what it asks for; the method's result."""
         with self.lock:
             result = input_fn(*args, now=now(), **kwargs)
-            frames = self._carry_out(self._protocol.outputs())
+            frames, calls = self._carry_out(self._protocol.outputs())
         self._write(frames)
+        _run_all(calls)
         return result
 
     def send(self, event: Any, timeout_ms: int | None, cb: Callback | None, inline: bool) -> bool:
@@ -129,8 +130,10 @@ class ProtocolRunner:
         callback = None if cb is None else _Waiter(cb, inline)
         with self.lock:
             sent = self._protocol.send(event, now(), timeout_ms=timeout_ms, callback=callback)
-            frames = self._carry_out(self._protocol.outputs())
-        return self._write(frames) and sent
+            frames, calls = self._carry_out(self._protocol.outputs())
+        written = self._write(frames)
+        _run_all(calls)
+        return written and sent
 
     # ------------------------------------------------------------------ TransportListener
 
@@ -154,22 +157,27 @@ class ProtocolRunner:
 
     # ------------------------------------------------------------------ carrying out
 
-    def _carry_out(self, outputs: Iterable[Output]) -> list[SendFrame]:
-        """Everything but the frames, in order (the lock is held); the frames to write."""
+    def _carry_out(
+        self, outputs: Iterable[Output]
+    ) -> tuple[list[SendFrame], list[Callable[[], Any]]]:
+        """Carry out the outputs, in order, with the lock held, but for the frames to write
+        and the calls to make once it is released (returned)."""
         frames: list[SendFrame] = []
+        calls: list[Callable[[], Any]] = []
         for out in outputs:
             if isinstance(out, Emit):
                 self._ch_recv.put(out.event)
             elif isinstance(out, StateChanged):
                 for key, watch in self._state._replace(out.new):
-                    self._call(partial(_call_watch, watch, key, self._state, out.old, out.new))
+                    call = partial(_call_watch, watch, key, self._state, out.old, out.new)
+                    self._call(call, calls)
             elif isinstance(out, Answer):
                 waiter = cast(_Waiter, out.handle)  # the protocol answers what send filed
                 call = partial(waiter.fn, out.reply)
                 if waiter.inline:
-                    _run(call)
+                    calls.append(call)
                 else:
-                    self._call(call)
+                    self._call(call, calls)
             elif isinstance(out, SendFrame):
                 frames.append(out)
             else:
@@ -177,7 +185,7 @@ class ProtocolRunner:
                 if transport is not None:
                     transport.perform(out)
         self._schedule_tick()
-        return frames
+        return frames, calls
 
     def _write(self, frames: list[SendFrame]) -> bool:
         """Write the frames (without the lock); a failure goes back to the protocol."""
@@ -202,11 +210,12 @@ class ProtocolRunner:
                 self._transports[command.transport] = transport
             return transport
 
-    def _call(self, call: Callable[[], Any]) -> None:
-        """Run user code on the callback thread, in order (at once while there is none)."""
+    def _call(self, call: Callable[[], Any], later: list[Callable[[], Any]]) -> None:
+        """Run user code on the callback thread, in order; while there is none (not
+        connected), once the lock is released."""
         dispatcher = self._dispatcher
         if dispatcher is None:
-            _run(call)
+            later.append(call)
         else:
             dispatcher.submit(call)
 
@@ -254,11 +263,12 @@ def make_transport(
     )
 
 
-def _run(call: Callable[[], Any]) -> None:
-    try:
-        call()
-    except Exception:
-        log.exception("flask_sente client callback %r raised", call)
+def _run_all(calls: list[Callable[[], Any]]) -> None:
+    for call in calls:
+        try:
+            call()
+        except Exception:
+            log.exception("flask_sente client callback %r raised", call)
 
 
 def _call_watch(

@@ -4,8 +4,12 @@ auto downgrade to Ajax, sends checked and packed before anything else, push reco
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 
+import flask_sente.client as client_package
 from flask_sente.client.protocol import ClientProtocol, Phase
 from flask_sente.client.transport import CloseWebSocket, HttpRequest, OpenWebSocket, SendFrame
 from flask_sente.errors import ConfigError, InvalidEvent, PackError
@@ -207,3 +211,24 @@ def _lost() -> tuple[object, object]:
     from flask_sente.client.transport import WsClose
 
     return WsClose(1006, "", False), ConnectionResetError("reset")
+
+
+PURE = ["protocol", "context", "ws_channel", "ajax_channel", "state_map", "callbacks",
+        "recovery", "backoff", "wire", "transport"]  # fmt: skip
+IO = {"threading", "time", "socket", "select", "selectors", "requests", "websocket", "gevent"}
+MACHINERY = {"runner", "ws_transport", "ajax_transport", "threads", "client", "state",
+             "messages", "routing", "cookies", "page", "cli"}  # fmt: skip
+
+
+@pytest.mark.parametrize("module", PURE)
+def test_the_protocol_reads_no_clock_takes_no_lock_does_no_io(module: str) -> None:
+    """Its modules import nothing that waits, locks or talks to a network, and nothing of the
+    client's machinery (the runner, the transports, the threads)."""
+    tree = ast.parse((Path(client_package.__file__).parent / f"{module}.py").read_text())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module if node.level == 1 else node.module.split(".")[0])
+    assert imported and not imported & (IO | MACHINERY)
