@@ -192,14 +192,23 @@ class Router(Generic[M]):
         for thread in self._threads:
             thread.start()
 
-    def stop(self, timeout_s: float = 5.0) -> None:
+    def stop(self, timeout_s: float = 5.0, *, drain: bool = False) -> None:
         """Stop taking messages; waits (bounded) for running handlers to finish, except for
-        its own thread when called from a handler. ``timeout_s=0`` only tells it to stop."""
+        its own thread when called from a handler. ``timeout_s=0`` only tells it to stop.
+
+        With ``drain``, on a closed queue, the messages left are handled first (within the
+        same ``timeout_s``): a client that disconnects still handles its last events.
+        """
+        deadline = time.monotonic() + timeout_s
+        if drain and self._queue.closed:
+            self._join(deadline)
         self._stopping.set()
         self._queue.wake()
         for inbox in self._inboxes:
             inbox.close()
-        deadline = time.monotonic() + timeout_s
+        self._join(deadline)
+
+    def _join(self, deadline: float) -> None:
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(max(0.0, deadline - time.monotonic()))

@@ -92,10 +92,13 @@ class Routing:
         self._join(replaced)
 
     def disconnected(self) -> None:
+        """The client disconnected: once ``ch_recv`` is closed, the router handles the events
+        left in it (the last ``chsk/state`` among them), then ends; bounded either way."""
         with self._lock:
             self._live = False
-            stopped = self._halt()
-        self._join(stopped)
+            router, self._router = self._router, None
+        if router is not None:
+            router.stop(self._join_timeout, drain=True)
 
     def _start(self) -> Router[ClientEventMsg] | None:
         """Start a router for the route; the one it replaces (to be joined), if any."""

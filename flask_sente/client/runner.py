@@ -23,6 +23,7 @@ from functools import partial
 from http.cookiejar import CookieJar
 from typing import Any, cast
 
+from ..errors import ChannelClosed
 from ..scheduler import Scheduler, TimerHandle
 from .ajax_transport import AjaxTransport
 from .context import Answer, Emit, Moment, Output, StateChanged
@@ -194,7 +195,7 @@ class ProtocolRunner:
             try:
                 transport = self._transport(frame)
                 if transport is None:
-                    raise ConnectionError("the client is disconnected")
+                    raise ChannelClosed("the client is disconnected")
                 transport.perform(frame)
             except Exception as exc:
                 written = False

@@ -15,6 +15,7 @@ import pytest
 
 from flask_sente.client import ChRecv, Client, ClientEventMsg
 from flask_sente.client.routing import Routing
+from flask_sente.router import Router
 from tests.client.helpers import next_id
 from tests.client.sente_server import ScriptedSente
 from tests.support import wait_until
@@ -200,3 +201,33 @@ def test_router_error_handler_and_trace_evs(
     traced = [r.getMessage() for r in caplog.records if "pre-handler event" in r.getMessage()]
     assert any("chsk/handshake" in line for line in traced)
     assert any("test/pushed" in line for line in traced)
+
+
+def test_handlers_see_the_last_events_of_a_disconnect(
+    sente: ScriptedSente, make_client: Callable[..., Client], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """disconnect() lets the router handle what is left in ch_recv (the closed chsk/state)
+    before it ends, however far behind the handlers are: the handler is let go only once
+    disconnect() waits for the router."""
+    client = make_client(sente.url, type="ws")
+    seen = Recorder()
+    release = threading.Event()
+    join = Router._join
+
+    def joining(router: Router[ClientEventMsg], deadline: float) -> None:
+        release.set()
+        join(router, deadline)
+
+    monkeypatch.setattr(Router, "_join", joining)
+
+    def slow(msg: ClientEventMsg) -> None:
+        if msg.id == "chsk/handshake":
+            assert release.wait(10)
+        seen("slow")(msg)
+
+    client.on_default(slow)
+    client.connect()
+    assert client.wait_open(5)
+    client.disconnect()
+    closed = [e for e in seen.events() if e[0] == "chsk/state" and e[1][1].get("closed?")]
+    assert closed and closed[-1][1][1]["last-close"]["reason"] == "requested-disconnect"
