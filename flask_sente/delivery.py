@@ -1,11 +1,12 @@
 """Pushes, from ``send`` to a connection: outlets and batching windows over the bus.
 
-``send(uid, event)`` puts the event in the mailbox of every client of the uid (on the bus:
-in memory, or in Redis for every worker). Each client's live connection here (its
-*outlet*) is then flushed after its batching window (30 ms for a WebSocket, 100 ms for Ajax,
-as Sente), or at once with ``flush=True``. A flush takes every event after the last one the
-outlet sent, so events leave in call order. A client without a live connection keeps its
-events in its mailbox until it comes back (see :mod:`flask_sente.mailbox`).
+``send(uid, event)`` puts the event, packed once (:mod:`flask_sente.batching`), in the
+mailbox of every client of the uid (on the bus: in memory, or in Redis for every worker).
+Each client's live connection here (its *outlet*) is then flushed after its batching window
+(30 ms for a WebSocket, 100 ms for Ajax, as Sente), or at once with ``flush=True``. A flush
+takes every event after the last one the outlet sent, so events leave in call order. A
+client without a live connection keeps its events in its mailbox until it comes back (see
+:mod:`flask_sente.mailbox`).
 """
 
 from __future__ import annotations
@@ -16,17 +17,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .batching import Outgoing
 from .bus import Bus
 from .mailbox import NOTHING_SEEN, Lost, parse_last_seq
 from .scheduler import Scheduler
 
 logger = logging.getLogger("flask_sente.delivery")
 
-#: ``pack_batch(events, tag)``: the packed push message; ``tag`` is ``"<epoch>:<n>"`` for
+#: ``write_batch(items, tag)``: the packed push message; ``tag`` is ``"<epoch>:<n>"`` for
 #: clients that report what they saw, else None.
-PackBatch = Callable[[list[Any], str | None], str | bytes]
-#: ``send(packed, last_seq, events) -> bool``: hand a packed batch to a connection.
-SendPacked = Callable[[str | bytes, int, list[Any]], bool]
+WriteBatch = Callable[[list[Outgoing], str | None], str | bytes]
+#: ``send(packed, last_seq, items) -> bool``: hand a packed batch to a connection.
+SendPacked = Callable[[str | bytes, int, list[Outgoing]], bool]
 
 
 @dataclass(eq=False)
@@ -54,42 +56,42 @@ class Delivery:
         bus: Bus,
         scheduler: Scheduler,
         *,
-        pack_batch: PackBatch,
+        write_batch: WriteBatch,
         windows_s: dict[str, float],
         lost: Lost,
     ) -> None:
         self.lock = threading.RLock()
         self.bus = bus
         self._scheduler = scheduler
-        self._pack_batch = pack_batch
+        self._write_batch = write_batch
         self._windows_s = windows_s
         self._lost = lost
         self._outlets: dict[Any, dict[str, Outlet]] = {}
 
     # ------------------------------------------------------------------ pushing
 
-    def push(self, uid: Any, event: list[Any], *, flush: bool = False) -> bool:
-        """Queue ``event`` for every client of ``uid``; False when ``uid`` has none."""
+    def push(self, uid: Any, item: Outgoing, *, flush: bool = False) -> bool:
+        """Queue ``item`` for every client of ``uid``; False when ``uid`` has none."""
         try:
-            reached = self.bus.push(uid, event)  # outside the lock: it may be a round trip
+            reached = self.bus.push(uid, item)  # outside the lock: it may be a round trip
         except ConnectionError:
             with self.lock:
-                return self._push_locally(uid, event)
+                return self._push_locally(uid, item)
         if not reached:
-            self._lost(uid, [event], "the uid has no connection")
+            self._lost(uid, [item], "the uid has no connection")
             return False
         with self.lock:
             self._wake_outlets(uid, flush=flush)
         return True
 
-    def _push_locally(self, uid: Any, event: list[Any]) -> bool:
+    def _push_locally(self, uid: Any, item: Outgoing) -> bool:
         """The broker is down: hand the event to this process's connections of ``uid``
         directly, unnumbered (no recovery for it), and count it lost for the others."""
         outlets = [o for o in self._outlets.get(uid, {}).values() if not o.refused]
         for outlet in outlets:
-            outlet.send(self._pack_batch([event], None), outlet.sent_seq, [event])
+            outlet.send(self._write_batch([item], None), outlet.sent_seq, [item])
         if not outlets:
-            self._lost(uid, [event], "the message broker is unreachable")
+            self._lost(uid, [item], "the message broker is unreachable")
         return bool(outlets)
 
     def remote_push(self, uid: Any) -> None:
@@ -176,8 +178,8 @@ class Delivery:
                 first - outlet.sent_seq - 1,
             )
         tag = f"{epoch}:{last}" if outlet.reporting else None
-        events = [e for _, e in pending]
-        if outlet.send(self._pack_batch(events, tag), last, events):
+        items = [item for _, item in pending]
+        if outlet.send(self._write_batch(items, tag), last, items):
             # delivered as soon as handed over: a client polls again only once it has the
             # answer, possibly on another worker, and must not be sent it twice
             outlet.sent_seq = last

@@ -18,9 +18,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from .batching import Outgoing
 from .bus.redis import RedisBus
+from .errors import InvalidUid
 from .packers import Packer, get_packer
-from .protocol import ALL_USERS_WITHOUT_UID, CLOSE, NIL_UID, assert_event, normalize_event
+from .protocol import ALL_USERS_WITHOUT_UID, CLOSE, NIL_UID
 
 logger = logging.getLogger("flask_sente.emitter")
 
@@ -38,6 +40,7 @@ class Emitter:
         recovery_window_ms: int = 30000,
     ) -> None:
         self.undelivered = 0
+        self._packer = get_packer(packer)
 
         def lost(uid: Any, events: list[Any], why: str) -> None:
             self.undelivered += len(events)
@@ -48,7 +51,7 @@ class Emitter:
             backlog=recovery_backlog,
             window_s=recovery_window_ms / 1000,
             lost=lost,
-            packer=get_packer(packer),
+            packer=self._packer,
             channel=channel,
             max_connections=4,
         )
@@ -57,23 +60,30 @@ class Emitter:
     def send(self, uid: Any, event: Any) -> bool:
         """Push ``event`` to ``uid``; False when no client of the uid has a mailbox.
 
-        ``["chsk/close"]`` closes the uid's connections, as from a server."""
+        ``["chsk/close"]`` closes the uid's connections, as from a server. The event is
+        checked and packed first: InvalidEvent or PackError reach the caller, nothing is
+        written."""
         if uid is None:
-            raise ValueError('use "sente/all-users-without-uid" to reach clients without a uid')
-        ev = normalize_event(assert_event(event))
-        if uid == ALL_USERS_WITHOUT_UID:
-            uid = NIL_UID
-        if ev[0] == CLOSE:
-            self._bus.close_uid(uid)
-            return True
-        if self._bus.push(uid, ev):
-            return True
-        self._lost(uid, [ev], "the uid has no connection")
-        return False
+            raise InvalidUid('use "sente/all-users-without-uid" to reach clients without a uid')
+        return self._send(uid, Outgoing.of(self._packer, event))
 
     def broadcast(self, event: Any) -> int:
-        """Push ``event`` to every uid connected anywhere; returns how many it reached."""
-        return sum(self.send(uid, event) for uid in self._bus.connected_uids()["any"])
+        """Push ``event`` to every uid connected anywhere; returns how many it reached.
+
+        The event is checked and packed once, first, whoever is connected."""
+        item = Outgoing.of(self._packer, event)
+        return sum(self._send(uid, item) for uid in self._bus.connected_uids()["any"])
+
+    def _send(self, uid: Any, item: Outgoing) -> bool:
+        if uid == ALL_USERS_WITHOUT_UID:
+            uid = NIL_UID
+        if item.event[0] == CLOSE:
+            self._bus.close_uid(uid)
+            return True
+        if self._bus.push(uid, item):
+            return True
+        self._lost(uid, [item.event], "the uid has no connection")
+        return False
 
     @property
     def connected_uids(self) -> dict[str, frozenset[Any]]:

@@ -7,8 +7,9 @@ WebSocket, the WSGI environ), and gets back what to answer.
 Message flow::
 
     client frame / POST -> unpack -> as_event -> EventMsg -> ch_recv -> router -> handler
-    Sente.send(uid, ev) -> Delivery: numbered into each client's mailbox -> after the
-        batching window, every live connection (outlet) takes what it has not sent yet
+    Sente.send(uid, ev) -> checked and packed (or refused, at the call) -> Delivery: numbered
+        into each client's mailbox -> after the batching window, every live connection
+        (outlet) takes what it has not sent yet, joined into one batch
 
 The three entry points (WebSocket, long-poll GET, POST) are in :mod:`flask_sente.serving`.
 """
@@ -20,10 +21,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from .batching import BatchWriter, Outgoing, reported
 from .bus import make_bus
 from .config import Options
 from .delivery import Delivery
-from .errors import UnpackError
+from .errors import InvalidUid, UnpackError
 from .events import EventMsg, RequestSnapshot
 from .protocol import (
     ALL_USERS_WITHOUT_UID,
@@ -33,10 +35,7 @@ from .protocol import (
     UIDPORT_CLOSE,
     UIDPORT_OPEN,
     as_event,
-    assert_event,
-    normalize_event,
     pack,
-    push_batch,
     unpack,
 )
 from .registry import Registry, Slot
@@ -93,10 +92,11 @@ class ChannelServer:
             on_uid_open=lambda uid, slot: self._emit_internal([UIDPORT_OPEN, uid], slot),
             on_uid_close=lambda uid, slot: self._emit_internal([UIDPORT_CLOSE, uid], slot),
         )
+        self.batches = BatchWriter(self.packer, legacy=options.write_legacy_pack_format)
         self.delivery = Delivery(
             self.bus,
             self.scheduler,
-            pack_batch=lambda events, tag: self._pack(push_batch(events), tag=tag),
+            write_batch=self.batches.write,
             windows_s={
                 "ws": options.send_buf_ms_ws / 1000,
                 "ajax": options.send_buf_ms_ajax / 1000,
@@ -224,25 +224,41 @@ class ChannelServer:
     # ------------------------------------------------------------------ pushing
 
     def send(self, uid: Any, event: Any, flush: bool = False) -> None:
-        """Push ``event`` to every connection of ``uid``; batched unless ``flush``."""
+        """Push ``event`` to every connection of ``uid``; batched unless ``flush``.
+
+        The event is checked and packed here: :class:`~flask_sente.errors.InvalidEvent` or
+        :class:`~flask_sente.errors.PackError` reach the caller, and nothing is queued."""
         if uid is None:
-            raise ValueError(
+            raise InvalidUid(
                 'sending to a None uid is not supported (as in Sente); use "sente/all-users-'
                 'without-uid" to reach clients without a uid'
             )
-        ev = normalize_event(assert_event(event))
+        self._push(uid, Outgoing.of(self.packer, event), flush)
+
+    def broadcast(self, event: Any, flush: bool = False) -> None:
+        """Push ``event`` to every connected uid; checked and packed once, before any."""
+        item = Outgoing.of(self.packer, event)
+        for uid in self.registry.connected_uids()["any"]:
+            self._push(uid, item, flush)
+
+    def _push(self, uid: Any, item: Outgoing, flush: bool) -> None:
         if uid == ALL_USERS_WITHOUT_UID:
             uid = NIL_UID
-        if ev[0] == CLOSE:
+        if item.event[0] == CLOSE:
             self.close_uid(uid)
             self.bus.close_uid(uid)
             return
-        self.delivery.push(uid, ev, flush=flush)
+        self.delivery.push(uid, item, flush=flush)
 
-    def broadcast(self, event: Any, flush: bool = False) -> None:
-        """Push ``event`` to every connected uid."""
-        for uid in self.registry.connected_uids()["any"]:
-            self.send(uid, event, flush=flush)
+    def checked_reply(self, answer: Callable[[Any], bool]) -> Callable[[Any], bool]:
+        """``answer`` (a reply written later, as an Ajax POST's) behind a check that the
+        reply packs, so the handler that gives an unpackable one gets the PackError."""
+
+        def reply(value: Any) -> bool:
+            self._pack(value)
+            return answer(value)
+
+        return reply
 
     def close_uid(self, uid: Any) -> None:
         """Close every connection of ``uid`` (what ``["chsk/close"]`` does)."""
@@ -252,7 +268,8 @@ class ChannelServer:
                 if conn is not None:
                     conn.close()
 
-    def _undeliverable(self, uid: Any, events: list[Any], why: str) -> None:
+    def _undeliverable(self, uid: Any, items: list[Any], why: str) -> None:
+        events = reported(items)
         self.undelivered += len(events)
         logger.warning("push to uid %r not delivered (%d event(s)): %s", uid, len(events), why)
         if self._on_undelivered is not None:

@@ -345,7 +345,8 @@ def ajax_post(
     timeout_s = server.options.lp_timeout_ms / 1000
     if _can_hand_over(server, environ):
         waiter = LongPoll()
-        server.emit(event, uid=uid, client_id=req.client_id, request=req, reply=waiter.offer)
+        reply = server.checked_reply(waiter.offer)
+        server.emit(event, uid=uid, client_id=req.client_id, request=req, reply=reply)
         # most handlers reply at once: answer on this thread and keep the HTTP connection;
         # only a slow reply moves to the loop (which closes the connection after it)
         if waiter.settled_within(_QUICK_REPLY_S):
@@ -355,7 +356,8 @@ def ajax_post(
         return 503, _BUSY
     try:
         oneshot = OneShot()
-        server.emit(event, uid=uid, client_id=req.client_id, request=req, reply=oneshot.offer)
+        reply = server.checked_reply(oneshot.offer)
+        server.emit(event, uid=uid, client_id=req.client_id, request=req, reply=reply)
         return 200, server._pack(oneshot.wait(timeout_s, on_timeout=TIMEOUT))
     finally:
         _release(server)

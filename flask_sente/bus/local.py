@@ -6,6 +6,7 @@ import threading
 import time
 from typing import Any
 
+from ..batching import Outgoing
 from ..mailbox import Lost, Mailbox, MailRoom
 from ..scheduler import Scheduler
 from . import BusListener, ConnectedUids
@@ -33,12 +34,12 @@ class LocalBus:
         with self._lock:
             return self._room.get(uid, client_id) is not None
 
-    def push(self, uid: Any, event: list[Any]) -> bool:
+    def push(self, uid: Any, item: Outgoing) -> bool:
         now = time.monotonic()
         with self._lock:
             boxes = self._room.of(uid)
             for box in boxes:
-                self._room.push(box, event, now)
+                self._room.push(box, item, now)
         return bool(boxes)
 
     def close_uid(self, uid: Any) -> None:
@@ -48,7 +49,7 @@ class LocalBus:
         with self._lock:
             return self._room.get_or_create(uid, client_id).start_seq(reported)
 
-    def read(self, uid: Any, client_id: str, after: int) -> tuple[str, list[tuple[int, Any]]]:
+    def read(self, uid: Any, client_id: str, after: int) -> tuple[str, list[tuple[int, Outgoing]]]:
         with self._lock:
             box = self._room.get(uid, client_id)
             return ("", []) if box is None else (box.epoch, box.after(after))

@@ -35,6 +35,7 @@ from typing import Any
 
 import redis
 
+from ..batching import Outgoing
 from ..errors import BrokerUnavailable, ConfigError
 from ..mailbox import Lost, start_position
 from . import BusListener, ConnectedUids
@@ -143,13 +144,12 @@ class RedisBus:
             self._down("knows", exc)
             return False
 
-    def push(self, uid: Any, event: list[Any]) -> bool:
+    def push(self, uid: Any, item: Outgoing) -> bool:
         u = _uid_key(uid)
-        packed = self._packer.pack(event)
         try:
             n = self._push(
                 keys=[self._clients(u)],
-                args=[self._prefix, u, packed, self._backlog, self._ttl_ms, self.worker_id],
+                args=[self._prefix, u, item.packed, self._backlog, self._ttl_ms, self.worker_id],
             )
         except redis.RedisError as exc:
             self._down("push", exc)
@@ -174,7 +174,7 @@ class RedisBus:
             return 0
         return start_position(reported, str(epoch or ""), int(seq or 0), int(delivered or 0))
 
-    def read(self, uid: Any, client_id: str, after: int) -> tuple[str, list[tuple[int, Any]]]:
+    def read(self, uid: Any, client_id: str, after: int) -> tuple[str, list[tuple[int, Outgoing]]]:
         u = _uid_key(uid)
         try:
             pipe = self._redis.pipeline(transaction=False)
@@ -187,7 +187,7 @@ class RedisBus:
         events = []
         for entry_id, fields in entries:
             seq = int(entry_id.split("-", 1)[0])
-            events.append((seq, self._packer.unpack(fields["e"])))
+            events.append((seq, Outgoing.unread(self._packer, fields["e"])))
         return epoch or "", events
 
     def delivered(self, uid: Any, client_id: str, seq: int) -> None:

@@ -16,6 +16,7 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from ..batching import pack_value
 from ..errors import ChannelClosed, ConfigError, ReplyError, ReplyTimeout
 from ..packers import Packer, get_packer
 from ..protocol import CLOSED, ERROR, TIMEOUT, assert_event, cb_error, normalize_event
@@ -262,7 +263,7 @@ class Client:
         With ``cb``, ``timeout_ms`` is required: ``cb`` later gets the reply, or
         ``chsk/timeout``, ``chsk/closed`` (also at once, with a False return, when the
         channel is not open) or ``chsk/error``. ``flush`` is accepted for Sente parity; the
-        client never buffers sends.
+        client never buffers sends. ``InvalidEvent`` or ``PackError`` come before any sending.
         """
         return self._send(event, timeout_ms, cb, inline=False)
 
@@ -272,6 +273,7 @@ class Client:
         ev = normalize_event(assert_event(event))
         if cb is not None and (timeout_ms is None or timeout_ms < 0):
             raise ValueError("a callback needs timeout_ms, a non-negative number of milliseconds")
+        pack_value(self._packer, ev)  # an event that cannot be packed fails here, not later
         impl = self._impl
         if impl is None:
             if cb is not None:
