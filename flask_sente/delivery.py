@@ -7,6 +7,12 @@ Each client's live connection here (its *outlet*) is then flushed after its batc
 takes every event after the last one the outlet sent, so events leave in call order. A
 client without a live connection keeps its events in its mailbox until it comes back (see
 :mod:`flask_sente.mailbox`).
+
+Nothing on this path stops silently. An event that cannot be written at flush time (read
+back from a mailbox another process filled) is dropped, reported as undelivered, and the
+events after it go on. Any other failure of a flush is logged with the connection and
+handed to ``on_fault``, which closes that connection with a reason the client sees; the
+events stay in the mailbox for the client's next connection.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Any
 
 from .batching import Outgoing
 from .bus import Bus
+from .errors import InvalidEvent, PackError, UnpackError
 from .mailbox import NOTHING_SEEN, Lost, parse_last_seq
 from .scheduler import Scheduler
 
@@ -29,6 +36,13 @@ logger = logging.getLogger("flask_sente.delivery")
 WriteBatch = Callable[[list[Outgoing], str | None], str | bytes]
 #: ``send(packed, last_seq, items) -> bool``: hand a packed batch to a connection.
 SendPacked = Callable[[str | bytes, int, list[Outgoing]], bool]
+#: ``on_fault(outlet, reason)``: close the outlet's connection, telling the client why.
+OnFault = Callable[["Outlet", str], None]
+
+#: What an event that cannot be written raises (from :meth:`BatchWriter.write`).
+_UNWRITABLE = (PackError, UnpackError, InvalidEvent)
+#: The close reason a client sees when its connection failed on our side.
+FAULT_REASON = "internal server error while delivering; reconnect to get the rest"
 
 
 @dataclass(eq=False)
@@ -59,6 +73,7 @@ class Delivery:
         write_batch: WriteBatch,
         windows_s: dict[str, float],
         lost: Lost,
+        on_fault: OnFault,
     ) -> None:
         self.lock = threading.RLock()
         self.bus = bus
@@ -66,6 +81,7 @@ class Delivery:
         self._write_batch = write_batch
         self._windows_s = windows_s
         self._lost = lost
+        self._on_fault = on_fault
         self._outlets: dict[Any, dict[str, Outlet]] = {}
 
     # ------------------------------------------------------------------ pushing
@@ -89,7 +105,10 @@ class Delivery:
         directly, unnumbered (no recovery for it), and count it lost for the others."""
         outlets = [o for o in self._outlets.get(uid, {}).values() if not o.refused]
         for outlet in outlets:
-            outlet.send(self._write_batch([item], None), outlet.sent_seq, [item])
+            try:
+                outlet.send(self._write_batch([item], None), outlet.sent_seq, [item])
+            except Exception as exc:
+                self._fail(outlet, exc)
         if not outlets:
             self._lost(uid, [item], "the message broker is unreachable")
         return bool(outlets)
@@ -148,7 +167,7 @@ class Delivery:
         with self.lock:
             return [o for by_client in self._outlets.values() for o in by_client.values()]
 
-    # ------------------------------------------------------------------ internals
+    # ------------------------------------------------------------------ flushing
 
     def _schedule_flush(self, outlet: Outlet) -> None:
         def timed_flush() -> None:
@@ -156,11 +175,23 @@ class Delivery:
                 outlet.flush_pending = False
                 self._flush(outlet)
 
-        self._scheduler.call_later(self._windows_s[outlet.kind], timed_flush)
+        self._scheduler.call_later(
+            self._windows_s[outlet.kind],
+            timed_flush,
+            what="a flush",
+            uid=outlet.uid,
+            client_id=outlet.client_id,
+        )
 
     def _flush(self, outlet: Outlet) -> None:
         if outlet.refused:
             return
+        try:
+            self._send_pending(outlet)
+        except Exception as exc:
+            self._fail(outlet, exc)
+
+    def _send_pending(self, outlet: Outlet) -> None:
         epoch, pending = self.bus.read(outlet.uid, outlet.client_id, outlet.sent_seq)
         if outlet.epoch is None:
             outlet.epoch = epoch
@@ -170,19 +201,89 @@ class Delivery:
             epoch, pending = self.bus.read(outlet.uid, outlet.client_id, 0)
         if not pending:
             return
-        first, last = pending[0][0], pending[-1][0]
+        first = pending[0][0]
         if outlet.reporting and first != outlet.sent_seq + 1 and outlet.sent_seq > 0:
             logger.warning(
                 "client %s missed %d event(s) no longer in its backlog",
                 outlet.client_id,
                 first - outlet.sent_seq - 1,
             )
-        tag = f"{epoch}:{last}" if outlet.reporting else None
-        items = [item for _, item in pending]
-        if outlet.send(self._write_batch(items, tag), last, items):
+        while pending:
+            packed, count, error = self._write_prefix(outlet, epoch, pending)
+            if packed is None:
+                self._drop_unwritable(outlet, pending[0], error)
+                pending = pending[1:]
+                continue
+            batch, pending = pending[:count], pending[count:]
+            last = batch[-1][0]
+            if not outlet.send(packed, last, [item for _, item in batch]):
+                outlet.refused = True  # the events stay in the mailbox for the next connection
+                return
             # delivered as soon as handed over: a client polls again only once it has the
             # answer, possibly on another worker, and must not be sent it twice
             outlet.sent_seq = last
             self.bus.delivered(outlet.uid, outlet.client_id, last)
+            if outlet.kind == "ajax":
+                return  # a long-poll carries one answer; the rest waits for the next poll
+
+    def _write_prefix(
+        self, outlet: Outlet, epoch: str, pending: list[tuple[int, Outgoing]]
+    ) -> tuple[str | bytes | None, int, Exception | None]:
+        """The longest run of ``pending`` that can be written, as ``(message, count, None)``;
+        ``(None, 0, error)`` when its first event cannot be written at all."""
+        try:
+            return self._batch(outlet, epoch, pending), len(pending), None
+        except _UNWRITABLE:
+            pass
+        for n, entry in enumerate(pending):
+            try:
+                self._batch(outlet, epoch, [entry])
+            except _UNWRITABLE as exc:
+                if n == 0:
+                    return None, 0, exc
+                break
         else:
-            outlet.refused = True  # the events stay in the mailbox for the next connection
+            n = 1  # each event writes alone but not together: one per batch
+        try:
+            return self._batch(outlet, epoch, pending[:n]), n, None
+        except _UNWRITABLE:
+            return self._batch(outlet, epoch, pending[:1]), 1, None
+
+    def _batch(self, outlet: Outlet, epoch: str, entries: list[tuple[int, Outgoing]]) -> Any:
+        tag = f"{epoch}:{entries[-1][0]}" if outlet.reporting else None
+        return self._write_batch([item for _, item in entries], tag)
+
+    def _drop_unwritable(
+        self, outlet: Outlet, entry: tuple[int, Outgoing], error: Exception | None
+    ) -> None:
+        seq, item = entry
+        logger.error(
+            "a push to uid %r, client %s cannot be written (%s); dropping it, the ones after "
+            "it go on",
+            outlet.uid,
+            outlet.client_id,
+            error,
+        )
+        outlet.sent_seq = seq
+        self.bus.delivered(outlet.uid, outlet.client_id, seq)
+        self._lost(
+            outlet.uid, [item], f"it cannot be written for client {outlet.client_id}: {error}"
+        )
+
+    def _fail(self, outlet: Outlet, exc: Exception) -> None:
+        """A flush failed for a reason other than its events: close the connection with a
+        reason; what it did not get stays in the mailbox for the client's next one."""
+        logger.error(
+            "delivery to uid %r, client %s (%s) failed; closing the connection",
+            outlet.uid,
+            outlet.client_id,
+            outlet.kind,
+            exc_info=exc,
+        )
+        outlet.refused = True
+        try:
+            self._on_fault(outlet, FAULT_REASON)
+        except Exception:
+            logger.exception(
+                "closing the connection of uid %r, client %s failed", outlet.uid, outlet.client_id
+            )

@@ -200,7 +200,10 @@ class Sente:
 
     def _report_undelivered(self, uid: Any, events: list[Any], reason: str) -> None:
         for hook in self._undelivered_hooks:
-            hook(uid, events, reason)
+            try:
+                hook(uid, events, reason)
+            except Exception:
+                logger.exception("the on_undelivered hook %r failed; the others go on", hook)
 
     def start_router(
         self,

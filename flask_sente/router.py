@@ -187,4 +187,9 @@ class Router(Generic[M]):
                     except Exception:
                         logger.exception("the error handler failed")
                 else:
-                    logger.exception("handler failed for %r", getattr(msg, "event", msg))
+                    logger.exception(
+                        "handler failed for %r (uid %r, client %s); the other events go on",
+                        getattr(msg, "event", msg),
+                        getattr(msg, "uid", None),
+                        getattr(msg, "client_id", None),
+                    )

@@ -24,7 +24,7 @@ from typing import Any
 from .batching import BatchWriter, Outgoing, reported
 from .bus import make_bus
 from .config import Options
-from .delivery import Delivery
+from .delivery import Delivery, Outlet
 from .errors import InvalidUid, UnpackError
 from .events import EventMsg, RequestSnapshot
 from .protocol import (
@@ -43,7 +43,7 @@ from .router import Handlers, RecvQueue, Router
 from .runtime import concurrency_mode
 from .scheduler import Scheduler
 from .transports.loop import EventLoop
-from .transports.websocket import GOING_AWAY
+from .transports.websocket import GOING_AWAY, INTERNAL_ERROR
 
 logger = logging.getLogger("flask_sente.server")
 
@@ -102,6 +102,7 @@ class ChannelServer:
                 "ajax": options.send_buf_ms_ajax / 1000,
             },
             lost=self._undeliverable,
+            on_fault=self._close_faulty,
         )
         self.ch_recv: RecvQueue[EventMsg] = RecvQueue(options.recv_buf_or_n)
         self._router: Router[EventMsg] | None = None
@@ -181,7 +182,13 @@ class ChannelServer:
     def _on_handler_error(self, msg: EventMsg, exc: BaseException) -> None:
         handler = self._handlers.error_handler
         if handler is None:
-            logger.error("handler for %r failed", msg.id, exc_info=exc)
+            logger.error(
+                "handler for %r failed (uid %r, client %s); the other events go on",
+                msg.id,
+                msg.uid,
+                msg.client_id,
+                exc_info=exc,
+            )
         else:
             handler(msg, exc)
 
@@ -267,6 +274,13 @@ class ChannelServer:
                 conn = slot.conn
                 if conn is not None:
                     conn.close()
+
+    def _close_faulty(self, outlet: Outlet, reason: str) -> None:
+        """Delivery failed on a connection: close it with ``reason`` (1011 for a WebSocket),
+        so the client reconnects and gets what is still in its mailbox."""
+        slot = self.registry.slot(outlet.kind, outlet.uid, outlet.client_id)
+        if slot is not None and slot.conn is not None:
+            slot.conn.close(INTERNAL_ERROR, reason)
 
     def _undeliverable(self, uid: Any, items: list[Any], why: str) -> None:
         events = reported(items)

@@ -82,7 +82,13 @@ class LocalBus:
                 if box.idle_since == since:
                     self._room.expire_if_idle(box, time.monotonic())
 
-        self._scheduler.call_later(self._room.window_s, expire)
+        self._scheduler.call_later(
+            self._room.window_s,
+            expire,
+            what="a mailbox's expiry",
+            uid=box.uid,
+            client_id=box.client_id,
+        )
 
     # ------------------------------------------------------------------ presence
 

@@ -326,8 +326,11 @@ class RedisBus:
                 backoff = 0.1
                 while not self._stop.is_set():
                     message = pubsub.get_message(timeout=1.0)
-                    if message is not None:
-                        self._on_message(str(message["data"]))
+                    try:  # a dead subscriber would leave this worker deaf to every push
+                        if message is not None:
+                            self._on_message(str(message["data"]))
+                    except Exception:
+                        logger.exception("cannot handle %r; the subscription goes on", message)
             except redis.RedisError as exc:
                 self._down("subscription", exc)
                 self._stop.wait(backoff)
@@ -389,6 +392,8 @@ class RedisBus:
                     self._reap()
             except redis.RedisError as exc:
                 self._down("heartbeat", exc)
+            except Exception:  # a dead heartbeat would get this worker's uids reaped
+                logger.exception("the heartbeat or the reaper failed; going on")
             self._stop.wait(HEARTBEAT_S)
 
     def _reap(self) -> None:
