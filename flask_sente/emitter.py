@@ -23,6 +23,7 @@ from .bus.redis import RedisBus
 from .errors import InvalidUid
 from .packers import Packer, get_packer
 from .protocol import ALL_USERS_WITHOUT_UID, CLOSE, NIL_UID
+from .typecheck import check_arguments
 
 logger = logging.getLogger("flask_sente.emitter")
 
@@ -30,6 +31,7 @@ logger = logging.getLogger("flask_sente.emitter")
 class Emitter:
     """Publish-only access to a Redis bus."""
 
+    @check_arguments
     def __init__(
         self,
         url: str,

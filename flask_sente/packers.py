@@ -28,6 +28,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from . import edn
 from .errors import ConfigError, PackError, UnpackError
+from .typecheck import check_arguments
 
 __all__ = ["EdnPacker", "GzipPacker", "JsonPacker", "MsgpackPacker", "Packer", "get_packer"]
 
@@ -166,6 +167,7 @@ class GzipPacker:
 
     binary = True
 
+    @check_arguments
     def __init__(
         self,
         inner: str | Packer,

@@ -20,6 +20,7 @@ from ..batching import pack_value
 from ..errors import ChannelClosed, ConfigError, ReplyError, ReplyTimeout
 from ..packers import Packer, get_packer
 from ..protocol import CLOSED, ERROR, TIMEOUT, assert_event, cb_error, normalize_event
+from ..typecheck import check_arguments
 from .ajax_chsk import AjaxChsk
 from .backoff import exp_backoff
 from .callbacks import Callback
@@ -59,6 +60,7 @@ class Client:
     ``recover=False`` sends exactly what Sente's clients send. See ``docs/reliability.md``.
     """
 
+    @check_arguments
     def __init__(
         self,
         url: str,
@@ -271,8 +273,8 @@ class Client:
         self, event: Sequence[Any], timeout_ms: int | None, cb: Callback | None, *, inline: bool
     ) -> bool:
         ev = normalize_event(assert_event(event))
-        if cb is not None and (timeout_ms is None or timeout_ms < 0):
-            raise ValueError("a callback needs timeout_ms, a non-negative number of milliseconds")
+        if cb is not None and not (isinstance(timeout_ms, int | float) and timeout_ms >= 0):
+            raise ConfigError(f"a callback needs timeout_ms, milliseconds >= 0: got {timeout_ms!r}")
         pack_value(self._packer, ev)  # an event that cannot be packed fails here, not later
         impl = self._impl
         if impl is None:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from flask_sente import InvalidEvent, PackError
+from flask_sente import ConfigError, InvalidEvent, PackError
 from flask_sente.client import Client
 from tests.client.helpers import next_id
 from tests.server.harness import running
@@ -44,3 +44,5 @@ def test_a_closed_client_refuses_too_rather_than_answering_closed(
     with pytest.raises(PackError):
         client.send(["t/b", UNPACKABLE])
     assert client.send(["t/a", 1]) is False  # a packable event: not open, as before
+    with pytest.raises(ConfigError, match="timeout_ms"):
+        client.send(["t/a", 1], cb=lambda reply: None)
