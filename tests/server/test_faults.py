@@ -271,10 +271,11 @@ def failing_reads(channel: Any, marker: str) -> None:
     channel.read_package = read_package
 
 
-def test_a_fault_serving_one_websocket_closes_it_and_the_loop_goes_on(
-    caplog: pytest.LogCaptureFixture,
+@pytest.mark.parametrize("mode", ["loop", "thread"])
+def test_a_fault_serving_one_websocket_closes_it_and_the_others_go_on(
+    caplog: pytest.LogCaptureFixture, mode: str
 ) -> None:
-    with running() as server:
+    with running(connection_mode=mode) as server:
         channel = server.app.extensions["sente"]
         failing_reads(channel, "t/loop-fault")
         a, b = connected(server, "a"), connected(server, "b")
@@ -283,7 +284,7 @@ def test_a_fault_serving_one_websocket_closes_it_and_the_loop_goes_on(
         assert logged(caplog, "serving the WebSocket of uid 'a'", "failed")
         b.send(["test/echo", 1], "cb-b")
         assert jsonish(b.recv()) == [{"echo": 1}, "cb-b"]
-        c = connected(server, "c")  # the loop still takes new connections
+        c = connected(server, "c")  # new connections are still served
         server.sente.send("c", ["t/x", 2])
         assert pushes(c, 1) == [["t/x", 2]]
 
