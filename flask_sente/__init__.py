@@ -16,11 +16,13 @@ from .errors import (  # noqa: E402
     ChannelClosed,
     ConfigError,
     InvalidEvent,
+    InvalidUid,
     PackError,
     ReplyError,
     ReplyTimeout,
     SenteError,
     UnpackError,
+    UsageError,
 )
 from .events import EventMsg, RequestSnapshot, is_event_msg, is_server_event_msg  # noqa: E402
 from .packers import (  # noqa: E402
@@ -74,6 +76,7 @@ __all__ = [
     "EventMsg",
     "GzipPacker",
     "InvalidEvent",
+    "InvalidUid",
     "JsonPacker",
     "Keyword",
     "MsgpackPacker",
@@ -85,6 +88,7 @@ __all__ = [
     "Sente",
     "SenteError",
     "UnpackError",
+    "UsageError",
     "__version__",
     "allow_origin",
     "as_event",

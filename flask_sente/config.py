@@ -1,7 +1,11 @@
 """Server options: keyword arguments, then ``SENTE_*`` config keys, then Sente's defaults.
 
 Each option is read once, when ``init_app`` runs, and checked there, so a bad value fails
-at start-up with a message that names the key rather than on the first connection.
+at start-up with a :class:`~flask_sente.errors.ConfigError` that names the option (or its
+``SENTE_*`` key), the value and what was expected, rather than on the first connection. An
+unknown keyword is refused; an unknown ``SENTE_*`` key in ``app.config`` is logged as a
+warning naming the nearest known key (a typo such as ``SENTE_PAKCER`` is otherwise silently
+ignored).
 
 ==========================================  ======================  =========================
 option (``SENTE_`` + upper-case for config)  default                 meaning
@@ -47,14 +51,16 @@ arguments only. Each receives a :class:`~flask_sente.events.RequestSnapshot`.
 
 from __future__ import annotations
 
+import difflib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
 from .errors import ConfigError
 from .events import RequestSnapshot
 from .packers import Packer, get_packer
+from .typecheck import check_types
 
 logger = logging.getLogger("flask_sente.config")
 
@@ -155,18 +161,26 @@ class Options:
     def resolve(cls, explicit: Mapping[str, Any], config: Mapping[str, Any]) -> Options:
         """Keyword options win over ``SENTE_*`` config keys, which win over defaults."""
         names = {f.name for f in fields(cls)}
-        unknown = set(explicit) - names
+        unknown = sorted(set(explicit) - names)
         if unknown:
-            raise ConfigError(
-                f"unknown Sente option(s) {sorted(unknown)}; known options: {sorted(names)}"
-            )
+            named = ", ".join(f"{name!r}{_nearest(name, names)}" for name in unknown)
+            raise ConfigError(f"unknown Sente option {named}; known options: {sorted(names)}")
+        _warn_unknown_keys(config, names)
         values: dict[str, Any] = {}
+        from_config: set[str] = set()
         for name in names:
-            key = "SENTE_" + name.upper()
+            key = config_key(name)
             if name in explicit:
                 values[name] = explicit[name]
             elif key in config:
                 values[name] = config[key]
+                from_config.add(name)
+        check_types(
+            cls,
+            values,
+            label=lambda name: config_key(name) if name in from_config else name,
+            skip=["packer"],  # a name or a Packer: get_packer says which it is not
+        )
         csrf_explicit = "csrf_token_fn" in explicit
         values["packer"] = get_packer(values.get("packer", "json"))
         options = cls(**values)
@@ -212,7 +226,12 @@ class Options:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value <= 0):
                 raise ConfigError(f"{name} must be a positive integer or None: got {value!r}")
-        if not 0.0 <= float(self.simulated_bad_conn_rate) <= 1.0:
+        if self.write_legacy_pack_format and self.packer.binary:
+            raise ConfigError(
+                "write_legacy_pack_format needs a text packer (json, edn): Sente's v1 format "
+                "is text only"
+            )
+        if not 0.0 <= self.simulated_bad_conn_rate <= 1.0:
             raise ConfigError(
                 f"simulated_bad_conn_rate must be within [0, 1]: got {self.simulated_bad_conn_rate}"
             )
@@ -236,3 +255,29 @@ class Options:
     def ws_kalive_s(self) -> float | None:
         """Sente halves ``ws_kalive_ms`` internally (its v1.21 change, #455)."""
         return None if self.ws_kalive_ms is None else self.ws_kalive_ms / 2000.0
+
+
+def config_key(name: str) -> str:
+    """The ``app.config`` key of an option: ``lp_timeout_ms`` -> ``SENTE_LP_TIMEOUT_MS``."""
+    return "SENTE_" + name.upper()
+
+
+def _nearest(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _warn_unknown_keys(config: Mapping[str, Any], names: Iterable[str]) -> None:
+    """Log each ``SENTE_*`` key of ``config`` that is no option, with the nearest one."""
+    known = {config_key(name) for name in names}
+    for key in config:
+        if isinstance(key, str) and key.startswith("SENTE_") and key not in known:
+            # compared without the prefix, which every key shares
+            close = difflib.get_close_matches(key[6:].lower(), sorted(names), n=1)
+            logger.warning(
+                "app.config[%r] is not a flask_sente option and is ignored; %s",
+                key,
+                f"did you mean {config_key(close[0])}?"
+                if close
+                else "the options are listed in flask_sente.config",
+            )

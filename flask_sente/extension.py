@@ -28,7 +28,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from . import __version__, serving
 from .config import Options
-from .errors import ConfigError
+from .errors import ConfigError, UsageError
 from .events import EventMsg, RequestSnapshot
 from .protocol import NIL_UID
 from .router import Handlers, RecvQueue
@@ -169,7 +169,7 @@ class Sente:
         try:
             return app.extensions[EXTENSION_KEY]
         except KeyError:
-            raise RuntimeError("Sente.init_app(app) has not been called for this app") from None
+            raise UsageError("Sente.init_app(app) has not been called for this app") from None
 
     # ------------------------------------------------------------------ handlers
 
@@ -200,7 +200,10 @@ class Sente:
 
     def _report_undelivered(self, uid: Any, events: list[Any], reason: str) -> None:
         for hook in self._undelivered_hooks:
-            hook(uid, events, reason)
+            try:
+                hook(uid, events, reason)
+            except Exception:
+                logger.exception("the on_undelivered hook %r failed; the others go on", hook)
 
     def start_router(
         self,
@@ -270,7 +273,7 @@ class Sente:
             return current_app._get_current_object()  # type: ignore[attr-defined]
         apps = list(self._apps)
         if len(apps) != 1:
-            raise RuntimeError(
+            raise UsageError(
                 "Sente is initialised on several apps (or none): call this within an "
                 "app context, or pass app="
             )

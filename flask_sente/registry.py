@@ -113,7 +113,7 @@ class Registry:
                 if counts[uid] == 1:
                     opened_uid = self._bus.opened(uid, kind)
             conn_id = slot.conn_id
-        self._notify()
+        self._notify(slot)
         if opened_uid:
             self._on_uid_open(uid, slot)
         return slot, conn_id
@@ -128,7 +128,13 @@ class Registry:
         self._expire_later(slot, conn_id)
 
     def _expire_later(self, slot: Slot, conn_id: int) -> None:
-        self._scheduler.call_later(self._grace_s[slot.kind], lambda: self._expire(slot, conn_id))
+        self._scheduler.call_later(
+            self._grace_s[slot.kind],
+            lambda: self._expire(slot, conn_id),
+            what="the close grace",
+            uid=slot.uid,
+            client_id=slot.client_id,
+        )
 
     def _expire(self, slot: Slot, conn_id: int) -> None:
         with self.lock:
@@ -150,7 +156,7 @@ class Registry:
                 if counts[slot.uid] == 0:
                     del counts[slot.uid]
                     closed_uid = self._bus.closed(slot.uid, slot.kind)
-        self._notify()
+        self._notify(slot)
         if closed_uid:
             self._on_uid_close(slot.uid, slot)
 
@@ -185,7 +191,7 @@ class Registry:
         """Tell the watchers, if ``connected_uids`` changed (here or on another process)."""
         self._notify()
 
-    def _notify(self) -> None:
+    def _notify(self, slot: Slot | None = None) -> None:
         with self.lock:
             if not self._watchers:
                 return
@@ -199,4 +205,10 @@ class Registry:
             try:
                 fn(old, new)
             except Exception:
-                logger.exception("a connected_uids watcher failed")
+                logger.exception(
+                    "the connected_uids watcher %r failed (on a change by uid %r, client %s); "
+                    "the other watchers go on",
+                    fn,
+                    None if slot is None else slot.uid,
+                    None if slot is None else slot.client_id,
+                )

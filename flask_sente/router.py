@@ -17,6 +17,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+from .errors import ConfigError
+
 logger = logging.getLogger("flask_sente.router")
 
 T = TypeVar("T")
@@ -85,7 +87,7 @@ class Handlers(Generic[M]):
     def on(self, event_id: str) -> Callable[[Callable[[M], Any]], Callable[[M], Any]]:
         """Decorator: run the function for events with id ``event_id``."""
         if not isinstance(event_id, str) or "/" not in event_id:
-            raise ValueError(f'an event id is "namespace/name", got {event_id!r}')
+            raise ConfigError(f'an event id is "namespace/name", got {event_id!r}')
 
         def register(fn: Callable[[M], Any]) -> Callable[[M], Any]:
             self._by_id[event_id] = fn
@@ -187,4 +189,9 @@ class Router(Generic[M]):
                     except Exception:
                         logger.exception("the error handler failed")
                 else:
-                    logger.exception("handler failed for %r", getattr(msg, "event", msg))
+                    logger.exception(
+                        "handler failed for %r (uid %r, client %s); the other events go on",
+                        getattr(msg, "event", msg),
+                        getattr(msg, "uid", None),
+                        getattr(msg, "client_id", None),
+                    )

@@ -7,8 +7,9 @@ WebSocket, the WSGI environ), and gets back what to answer.
 Message flow::
 
     client frame / POST -> unpack -> as_event -> EventMsg -> ch_recv -> router -> handler
-    Sente.send(uid, ev) -> Delivery: numbered into each client's mailbox -> after the
-        batching window, every live connection (outlet) takes what it has not sent yet
+    Sente.send(uid, ev) -> checked and packed (or refused, at the call) -> Delivery: numbered
+        into each client's mailbox -> after the batching window, every live connection
+        (outlet) takes what it has not sent yet, joined into one batch
 
 The three entry points (WebSocket, long-poll GET, POST) are in :mod:`flask_sente.serving`.
 """
@@ -20,10 +21,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from .batching import BatchWriter, Outgoing, reported
 from .bus import make_bus
 from .config import Options
-from .delivery import Delivery
-from .errors import UnpackError
+from .delivery import Delivery, Outlet
+from .errors import InvalidUid, UnpackError
 from .events import EventMsg, RequestSnapshot
 from .protocol import (
     ALL_USERS_WITHOUT_UID,
@@ -33,10 +35,7 @@ from .protocol import (
     UIDPORT_CLOSE,
     UIDPORT_OPEN,
     as_event,
-    assert_event,
-    normalize_event,
     pack,
-    push_batch,
     unpack,
 )
 from .registry import Registry, Slot
@@ -44,7 +43,7 @@ from .router import Handlers, RecvQueue, Router
 from .runtime import concurrency_mode
 from .scheduler import Scheduler
 from .transports.loop import EventLoop
-from .transports.websocket import GOING_AWAY
+from .transports.websocket import GOING_AWAY, INTERNAL_ERROR
 
 logger = logging.getLogger("flask_sente.server")
 
@@ -93,15 +92,17 @@ class ChannelServer:
             on_uid_open=lambda uid, slot: self._emit_internal([UIDPORT_OPEN, uid], slot),
             on_uid_close=lambda uid, slot: self._emit_internal([UIDPORT_CLOSE, uid], slot),
         )
+        self.batches = BatchWriter(self.packer, legacy=options.write_legacy_pack_format)
         self.delivery = Delivery(
             self.bus,
             self.scheduler,
-            pack_batch=lambda events, tag: self._pack(push_batch(events), tag=tag),
+            write_batch=self.batches.write,
             windows_s={
                 "ws": options.send_buf_ms_ws / 1000,
                 "ajax": options.send_buf_ms_ajax / 1000,
             },
             lost=self._undeliverable,
+            on_fault=self._close_faulty,
         )
         self.ch_recv: RecvQueue[EventMsg] = RecvQueue(options.recv_buf_or_n)
         self._router: Router[EventMsg] | None = None
@@ -181,7 +182,13 @@ class ChannelServer:
     def _on_handler_error(self, msg: EventMsg, exc: BaseException) -> None:
         handler = self._handlers.error_handler
         if handler is None:
-            logger.error("handler for %r failed", msg.id, exc_info=exc)
+            logger.error(
+                "handler for %r failed (uid %r, client %s); the other events go on",
+                msg.id,
+                msg.uid,
+                msg.client_id,
+                exc_info=exc,
+            )
         else:
             handler(msg, exc)
 
@@ -224,25 +231,41 @@ class ChannelServer:
     # ------------------------------------------------------------------ pushing
 
     def send(self, uid: Any, event: Any, flush: bool = False) -> None:
-        """Push ``event`` to every connection of ``uid``; batched unless ``flush``."""
+        """Push ``event`` to every connection of ``uid``; batched unless ``flush``.
+
+        The event is checked and packed here: :class:`~flask_sente.errors.InvalidEvent` or
+        :class:`~flask_sente.errors.PackError` reach the caller, and nothing is queued."""
         if uid is None:
-            raise ValueError(
+            raise InvalidUid(
                 'sending to a None uid is not supported (as in Sente); use "sente/all-users-'
                 'without-uid" to reach clients without a uid'
             )
-        ev = normalize_event(assert_event(event))
+        self._push(uid, Outgoing.of(self.packer, event), flush)
+
+    def broadcast(self, event: Any, flush: bool = False) -> None:
+        """Push ``event`` to every connected uid; checked and packed once, before any."""
+        item = Outgoing.of(self.packer, event)
+        for uid in self.registry.connected_uids()["any"]:
+            self._push(uid, item, flush)
+
+    def _push(self, uid: Any, item: Outgoing, flush: bool) -> None:
         if uid == ALL_USERS_WITHOUT_UID:
             uid = NIL_UID
-        if ev[0] == CLOSE:
+        if item.event[0] == CLOSE:
             self.close_uid(uid)
             self.bus.close_uid(uid)
             return
-        self.delivery.push(uid, ev, flush=flush)
+        self.delivery.push(uid, item, flush=flush)
 
-    def broadcast(self, event: Any, flush: bool = False) -> None:
-        """Push ``event`` to every connected uid."""
-        for uid in self.registry.connected_uids()["any"]:
-            self.send(uid, event, flush=flush)
+    def checked_reply(self, answer: Callable[[Any], bool]) -> Callable[[Any], bool]:
+        """``answer`` (a reply written later, as an Ajax POST's) behind a check that the
+        reply packs, so the handler that gives an unpackable one gets the PackError."""
+
+        def reply(value: Any) -> bool:
+            self._pack(value)
+            return answer(value)
+
+        return reply
 
     def close_uid(self, uid: Any) -> None:
         """Close every connection of ``uid`` (what ``["chsk/close"]`` does)."""
@@ -252,7 +275,15 @@ class ChannelServer:
                 if conn is not None:
                     conn.close()
 
-    def _undeliverable(self, uid: Any, events: list[Any], why: str) -> None:
+    def _close_faulty(self, outlet: Outlet, reason: str) -> None:
+        """Delivery failed on a connection: close it with ``reason`` (1011 for a WebSocket),
+        so the client reconnects and gets what is still in its mailbox."""
+        slot = self.registry.slot(outlet.kind, outlet.uid, outlet.client_id)
+        if slot is not None and slot.conn is not None:
+            slot.conn.close(INTERNAL_ERROR, reason)
+
+    def _undeliverable(self, uid: Any, items: list[Any], why: str) -> None:
+        events = reported(items)
         self.undelivered += len(events)
         logger.warning("push to uid %r not delivered (%d event(s)): %s", uid, len(events), why)
         if self._on_undelivered is not None:

@@ -173,6 +173,7 @@ def serve_websocket(
         on_dropped=lambda count: server._undeliverable(
             uid, [], f"slow consumer: {count} queued message(s) dropped for client {client_id}"
         ),
+        label=f"the WebSocket of uid {uid!r}, client {client_id}",
     )
     accepted = session.accept(environ)
     if accepted is None:
@@ -280,7 +281,7 @@ def ajax_get(
     held_here = not _can_hand_over(server, environ)
     if held_here and not _hold(server):
         return 503, _BUSY
-    poll = LongPoll()
+    poll = LongPoll(f"the long-poll of uid {uid!r}, client {client_id}")
     previous_poll = server.registry.slot("ajax", uid, client_id)
     if previous_poll is not None and isinstance(previous_poll.conn, LongPoll):
         previous_poll.conn.offer(TIMEOUT)  # a client polls once at a time: end the old poll
@@ -307,11 +308,16 @@ def ajax_get(
         )
     try:
         result = poll.wait(timeout_s, on_timeout=TIMEOUT)
+        try:
+            body = _poll_body(server, result)
+        except Exception:
+            done(result, False)  # what it carried is reported undelivered; Flask answers 500
+            raise
         done(result, True)
     finally:
         if held_here:
             _release(server)
-    return 200, _poll_body(server, result)
+    return 200, body
 
 
 def _poll_body(server: ChannelServer, value: Any) -> str | bytes:
@@ -344,8 +350,9 @@ def ajax_post(
         return 200, server._pack(DUMMY_CB_200)
     timeout_s = server.options.lp_timeout_ms / 1000
     if _can_hand_over(server, environ):
-        waiter = LongPoll()
-        server.emit(event, uid=uid, client_id=req.client_id, request=req, reply=waiter.offer)
+        waiter = LongPoll(f"the Ajax POST of uid {uid!r}, client {req.client_id}")
+        reply = server.checked_reply(waiter.offer)
+        server.emit(event, uid=uid, client_id=req.client_id, request=req, reply=reply)
         # most handlers reply at once: answer on this thread and keep the HTTP connection;
         # only a slow reply moves to the loop (which closes the connection after it)
         if waiter.settled_within(_QUICK_REPLY_S):
@@ -355,7 +362,8 @@ def ajax_post(
         return 503, _BUSY
     try:
         oneshot = OneShot()
-        server.emit(event, uid=uid, client_id=req.client_id, request=req, reply=oneshot.offer)
+        reply = server.checked_reply(oneshot.offer)
+        server.emit(event, uid=uid, client_id=req.client_id, request=req, reply=reply)
         return 200, server._pack(oneshot.wait(timeout_s, on_timeout=TIMEOUT))
     finally:
         _release(server)

@@ -103,6 +103,10 @@ class SenteTestClient:
         self.uid: Any = None
         self.handshake_data: Any = None
         self.status_code: int | None = None
+        #: The server's close frame (code and reason), once it closed the channel socket.
+        self.close_code: int | None = None
+        self.close_reason: str | None = None
+        self._ended = threading.Event()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -177,6 +181,12 @@ class SenteTestClient:
             sock.close()
         self._sock = None
 
+    def wait_closed(self, timeout: float = 5.0) -> int | None:
+        """Wait until the channel socket has ended; returns the server's close code."""
+        if not self._ended.wait(timeout):
+            raise ReplyTimeout(f"the channel socket is still open after {timeout} s")
+        return self.close_code
+
     def __enter__(self) -> SenteTestClient:
         return self.connect()
 
@@ -242,6 +252,7 @@ class SenteTestClient:
                 events, pending = pending, []
                 for event in events:
                     if isinstance(event, CloseConnection):
+                        self.close_code, self.close_reason = event.code, event.reason
                         with self._lock, contextlib.suppress(Exception):
                             sock.sendall(ws.send(event.response()))
                         return
@@ -253,6 +264,8 @@ class SenteTestClient:
                             self._on_message(whole, handshake)
         except (OSError, SenteError):
             return
+        finally:
+            self._ended.set()
 
     def _on_message(self, whole: str | bytes, handshake: queue.Queue[Any]) -> None:
         value, cb = unpack(self._packer, whole)

@@ -8,16 +8,14 @@ JDK 17 sometimes prints with more digits than the shortest) our reader must read
 output back equal to the value.
 
 Debian's ``clojure`` package provides ``/usr/bin/clojure``. Without it the test is skipped,
-except under CI (``CI`` set), where it fails.
+except under CI, where it fails (:func:`tests.support.missing`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-import os
 import random
-import shutil
 import struct
 import subprocess
 import uuid
@@ -31,6 +29,7 @@ import pytest
 from flask_sente import protocol
 from flask_sente.edn import Char, Keyword, Symbol
 from flask_sente.packers import EdnPacker
+from tests.support import require_program
 
 EDN = EdnPacker()
 SEED = 20261128
@@ -217,19 +216,10 @@ CASES = list(_cases())
 # ---------------------------------------------------------------------------- the JVM
 
 
-def _clojure_or_skip() -> str:
-    clojure = shutil.which("clojure")
-    if clojure is not None:
-        return clojure
-    if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
-        pytest.fail("clojure is not installed, but CI must run this test: apt-get install clojure")
-    pytest.skip("clojure is not installed (Debian: apt-get install clojure)")
-
-
 @pytest.fixture(scope="module")
 def printed(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Case, str, str]]:
     """Each case with our packed text and what Clojure printed after reading it."""
-    clojure = _clojure_or_skip()
+    clojure = require_program("clojure", "Debian: apt-get install clojure")
     script = tmp_path_factory.mktemp("clojure") / "read_print.clj"
     script.write_text(CLOJURE_SCRIPT, encoding="utf-8")
     texts = [case.packed or EDN.pack(case.value) for case in CASES]

@@ -16,9 +16,11 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from ..batching import pack_value
 from ..errors import ChannelClosed, ConfigError, ReplyError, ReplyTimeout
 from ..packers import Packer, get_packer
 from ..protocol import CLOSED, ERROR, TIMEOUT, assert_event, cb_error, normalize_event
+from ..typecheck import check_arguments
 from .ajax_chsk import AjaxChsk
 from .backoff import exp_backoff
 from .callbacks import Callback
@@ -67,6 +69,7 @@ class Client:
     option, with different values, is a :class:`~flask_sente.errors.ConfigError`.
     """
 
+    @check_arguments
     def __init__(
         self,
         url: str,
@@ -280,7 +283,7 @@ class Client:
         With ``cb``, ``timeout_ms`` is required: ``cb`` later gets the reply, or
         ``chsk/timeout``, ``chsk/closed`` (also at once, with a False return, when the
         channel is not open) or ``chsk/error``. ``flush`` is accepted for Sente parity; the
-        client never buffers sends.
+        client never buffers sends. ``InvalidEvent`` or ``PackError`` come before any sending.
         """
         return self._send(event, timeout_ms, cb, inline=False)
 
@@ -288,8 +291,9 @@ class Client:
         self, event: Sequence[Any], timeout_ms: int | None, cb: Callback | None, *, inline: bool
     ) -> bool:
         ev = normalize_event(assert_event(event))
-        if cb is not None and (timeout_ms is None or timeout_ms < 0):
-            raise ValueError("a callback needs timeout_ms, a non-negative number of milliseconds")
+        if cb is not None and not (isinstance(timeout_ms, int | float) and timeout_ms >= 0):
+            raise ConfigError(f"a callback needs timeout_ms, milliseconds >= 0: got {timeout_ms!r}")
+        pack_value(self._packer, ev)  # an event that cannot be packed fails here, not later
         impl = self._impl
         if impl is None:
             if cb is not None:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..errors import ConfigError, UsageError
 from ..protocol import event_data, event_id, is_event
 from .state import ClientState
 
@@ -63,19 +64,19 @@ class ClientEventMsg:
     @property
     def send_fn(self) -> Callable[..., bool]:
         if self.client is None:
-            raise RuntimeError("this event message is not attached to a client")
+            raise UsageError("this event message is not attached to a client")
         return self.client.send
 
     @property
     def state(self) -> ClientState:
         if self.client is None:
-            raise RuntimeError("this event message is not attached to a client")
+            raise UsageError("this event message is not attached to a client")
         return self.client.state
 
     @property
     def ch_recv(self) -> ChRecv:
         if self.client is None:
-            raise RuntimeError("this event message is not attached to a client")
+            raise UsageError("this event message is not attached to a client")
         return self.client.ch_recv
 
 
@@ -93,8 +94,8 @@ class ChRecv:
     """
 
     def __init__(self, maxlen: int, client: EventSource | None = None) -> None:
-        if maxlen < 1:
-            raise ValueError(f"recv_buf_or_n must be a positive buffer size, got {maxlen}")
+        if not isinstance(maxlen, int) or isinstance(maxlen, bool) or maxlen < 1:
+            raise ConfigError(f"recv_buf_or_n must be a positive buffer size, got {maxlen!r}")
         self._client = client
         self._items: deque[ClientEventMsg] = deque()
         self._maxlen = maxlen

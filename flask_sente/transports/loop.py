@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .longpoll import CLIENT_GONE, LongPoll
-from .websocket import GOING_AWAY, CloseInfo, WsSession
+from .websocket import GOING_AWAY, INTERNAL_ERROR, CloseInfo, WsSession
 
 logger = logging.getLogger("flask_sente.transports.loop")
 
@@ -30,16 +30,23 @@ _RECV_BYTES = 65536
 _PULL_BELOW = 256 * 1024
 #: A client that lets this much unsent data pile up is dropped as a slow consumer.
 MAX_WRITE_BUFFER = 8 * 1024 * 1024
+#: The answer to a waiting Ajax request whose answer could not be made.
+_SERVER_ERROR = (
+    b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\n"
+    b"Content-Length: 21\r\nConnection: close\r\n\r\ninternal server error"
+)
 
 
 class _Entry:
-    __slots__ = ("closed", "out", "read_closed", "scheduled", "sock")
+    __slots__ = ("closed", "faulted", "out", "read_closed", "scheduled", "sock")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.out = bytearray()
         self.scheduled: float | None = None
         self.closed = False
+        #: Serving it raised once: it is closing; a second failure drops it at once.
+        self.faulted = False
         #: The client half-closed (it sent all it meant to); it may still read our answer.
         self.read_closed = False
 
@@ -211,7 +218,10 @@ class EventLoop:
                     if entry is None:
                         self._drain_wake()
                     elif not entry.closed:
-                        self._on_ready(entry, mask)
+                        try:
+                            self._on_ready(entry, mask)
+                        except Exception as exc:
+                            self._fault(entry, exc)
                 with self._lock:
                     # cleared together with taking the work: a later _mark writes a new byte
                     self._woken = False
@@ -222,12 +232,12 @@ class EventLoop:
                     self._register(entry)
                 for entry in added + dirty:
                     if not entry.closed:
-                        self._service(entry, now)
+                        self._service_safely(entry, now)
                 while self._heap and self._heap[0][0] <= now:
                     _, _, entry = heapq.heappop(self._heap)
                     entry.scheduled = None
                     if not entry.closed:
-                        self._service(entry, now)
+                        self._service_safely(entry, now)
         except Exception:
             logger.exception("the event loop failed; dropping its connections")
         finally:
@@ -281,9 +291,10 @@ class EventLoop:
             if not entry.poll.done and now >= entry.deadline:
                 entry.poll.offer(entry.timeout_value)
             if entry.poll.done and not entry.responded:
+                value = entry.poll.value
+                answer = b"" if value is CLIENT_GONE else entry.respond(value)
                 entry.responded = True
-                if entry.poll.value is not CLIENT_GONE:
-                    entry.out += entry.respond(entry.poll.value)
+                entry.out += answer
             finished = entry.responded
             deadline = None if entry.responded else entry.deadline
         if not self._flush(entry):
@@ -294,6 +305,30 @@ class EventLoop:
         if deadline is not None and (entry.scheduled is None or deadline < entry.scheduled):
             entry.scheduled = deadline
             heapq.heappush(self._heap, (deadline, next(self._seq), entry))
+
+    def _service_safely(self, entry: _Entry, now: float) -> None:
+        try:
+            self._service(entry, now)
+        except Exception as exc:
+            self._fault(entry, exc)
+
+    def _fault(self, entry: _Entry, exc: Exception) -> None:
+        """Serving one connection raised: log it with whose it is, and close it with a
+        reason its client sees (1011, or a 500 answer); the other connections go on."""
+        if isinstance(entry, _WsEntry):
+            logger.error("serving %s failed; closing it", entry.session.label, exc_info=exc)
+            if not entry.faulted:
+                entry.faulted = True
+                entry.session.close(INTERNAL_ERROR, "internal server error")
+                self._mark(entry)  # the close frame goes out on the next turn
+                return
+        elif isinstance(entry, _PollEntry):
+            logger.error("serving %s failed; answering 500", entry.poll.label, exc_info=exc)
+            if not entry.responded:
+                entry.responded = True
+                with contextlib.suppress(OSError):
+                    entry.sock.send(_SERVER_ERROR)
+        self._drop(entry, CloseInfo(INTERNAL_ERROR, "internal server error", True))
 
     def _flush(self, entry: _Entry) -> bool:
         """Write what fits; False when the connection had to be dropped."""

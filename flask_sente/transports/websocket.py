@@ -37,6 +37,7 @@ GOING_AWAY = 1001
 PROTOCOL_ERROR = 1002
 POLICY_VIOLATION = 1008
 MESSAGE_TOO_BIG = 1009
+INTERNAL_ERROR = 1011
 TRY_AGAIN_LATER = 1013
 
 CLOSE_HANDSHAKE_TIMEOUT_S = 2.0
@@ -83,7 +84,10 @@ class WsSession:
         max_queued_bytes: int = 8 * 1024 * 1024,
         drop_oldest: bool = False,
         on_dropped: Callable[[int], None] = lambda count: None,
+        label: str = "a WebSocket",
     ) -> None:
+        #: Names the connection in the log (whose it is).
+        self.label = label
         self._ws = WSConnection(ConnectionType.SERVER)
         self._max_message_size = max_message_size
         self._kalive_s = kalive_s

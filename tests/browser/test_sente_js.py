@@ -12,8 +12,9 @@ import pytest
 
 import flask_sente
 from tests.browser.support import Server
+from tests.support import require_module
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+sync_api = require_module("playwright.sync_api", "pip install -e '.[dev]'")
 expect = sync_api.expect
 
 CONFORMANCE = "examples/conformance.py"

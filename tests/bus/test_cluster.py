@@ -124,7 +124,7 @@ def test_uidport_events_fire_once_per_cluster(redis_url, redis_server):
     with gunicorn("gthread", redis_url) as server:
         tabs = [ws_client(server.url, "alice") for _ in range(8)]  # spread over the workers
         record = redis_server.client()
-        wait_until(lambda: record.llen("conformance:uidport") >= 1, 20)
+        wait_until(lambda: record.llen("conformance:uidport") >= 1, 10)
         for ws in tabs:
             ws.close()
         wait_until(lambda: record.llen("conformance:uidport") >= 2, 15)
