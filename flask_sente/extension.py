@@ -11,6 +11,8 @@ import atexit
 import logging
 import weakref
 from collections.abc import Callable
+from email.utils import formatdate
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -70,16 +72,21 @@ class _TakenOverResponse(Response):
             raise StopIteration()
         return super().__call__(environ, start_response)
 
-    def _raw_response(self, body: str | bytes) -> bytes:
+    def _raw_response(self, status: int, body: str | bytes) -> bytes:
         data = body.encode("utf-8") if isinstance(body, str) else body
         ctype = "application/octet-stream" if isinstance(body, bytes) else _TEXT
-        lines = ["HTTP/1.1 200 OK"]
+        lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}"]
         lines += [
             f"{k}: {v}"
             for k, v in self.headers.items()
-            if k.lower() not in ("content-length", "content-type", "connection")
+            if k.lower() not in ("content-length", "content-type", "connection", "date")
         ]
-        lines += [f"Content-Type: {ctype}", f"Content-Length: {len(data)}", "Connection: close"]
+        lines += [
+            f"Date: {formatdate(usegmt=True)}",
+            f"Content-Type: {ctype}",
+            f"Content-Length: {len(data)}",
+            "Connection: close",
+        ]
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + data
 
 
