@@ -25,7 +25,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask, Response, request
 
 from flask_sente import EventMsg, Sente
 from flask_sente.protocol import SKIP_CSRF_CHECK
@@ -125,9 +125,9 @@ def create_app(
         pass
 
     @app.get("/push")
-    def push() -> str:
+    def push() -> Response:
         sente.send(request.args["uid"], ["test/oob-push", request.args.get("data")])
-        return "ok"
+        return Response("ok", content_type="text/plain")
 
     app.extensions["sente_extension"] = sente
 

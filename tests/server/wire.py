@@ -190,18 +190,24 @@ class Wire:
             payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
         return Frame(OPCODES.get(data[0] & 0x0F, "?"), bool(data[0] & 0x80), masked, payload, at)
 
-    def read_eof(self, deadline: float) -> tuple[bytes, float]:
-        """Wait for the server's FIN; returns whatever came before it, and when it came."""
+    def wait_closed(self, deadline: float) -> bool:
+        """Whether the server's FIN came by ``deadline``; reads nothing."""
         with self._cond:
             while self.eof_at is None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise WireTimeout(f"the server kept the connection open: {self._buffer!r}")
+                    return False
                 self._cond.wait(remaining)
-            eof_at = self.eof_at
-        rest = self._peek()
+            return True
+
+    def read_eof(self, deadline: float) -> tuple[bytes, float]:
+        """Wait for the server's FIN; returns whatever came before it, and when it came."""
+        if not self.wait_closed(deadline):
+            raise WireTimeout(f"the server kept the connection open: {self.unread()!r}")
+        rest = self.unread()
         self._take(len(rest))
-        return rest, eof_at
+        assert self.eof_at is not None
+        return rest, self.eof_at
 
     def unread(self) -> bytes:
         """What arrived and was never read."""
