@@ -41,8 +41,11 @@ next gets a 503 and a log line instead of waiting for a thread that never frees.
 below your server's thread count (``gunicorn --threads``).
 
 Callables (``user_id_fn``, ``csrf_token_fn``, ``handshake_data_fn``, ``authorized_fn``,
-``unauthorized_fn``, ``bad_csrf_fn``, ``bad_origin_fn``, ``reject_fn``) are keyword
-arguments only. Each receives a :class:`~flask_sente.events.RequestSnapshot`.
+``unauthorized_fn``, ``maybe_unauthorized_fn``, ``bad_csrf_fn``, ``bad_origin_fn``,
+``reject_fn``) are keyword arguments only. Each receives a
+:class:`~flask_sente.events.RequestSnapshot`. ``maybe_unauthorized_fn`` is Sente's
+``:?unauthorized-fn`` (the ``?`` reads "maybe"): checked after every other check, a
+non-None return rejects the request with that answer.
 """
 
 from __future__ import annotations
@@ -124,6 +127,7 @@ class Options:
     allowed_origins: str | frozenset[str] = "all"
     authorized_fn: _Fn | None = None
     unauthorized_fn: _Fn = default_unauthorized_fn
+    maybe_unauthorized_fn: _Fn | None = None
     bad_csrf_fn: _Fn = default_bad_csrf_fn
     bad_origin_fn: _Fn = default_bad_origin_fn
     reject_fn: _Fn | None = None

@@ -341,6 +341,7 @@ class Sente:
             bad_origin_fn=options.bad_origin_fn,
             authorized_fn=options.authorized_fn,
             unauthorized_fn=options.unauthorized_fn,
+            maybe_unauthorized_fn=options.maybe_unauthorized_fn,
         )
         if rejection is not None:
             return rejection

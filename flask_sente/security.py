@@ -6,6 +6,8 @@
 3. Origin: unless ``allowed_origins`` is ``"all"``, the ``Origin`` header (or, without one,
    the ``Referer``) must belong to an allowed origin.
 4. ``authorized_fn``: a falsy return rejects with ``unauthorized_fn``'s response (401).
+5. ``maybe_unauthorized_fn`` (Sente's deprecated ``:?unauthorized-fn``): a non-None return
+   is the response.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ def check_request(
     bad_origin_fn: Callable[[RequestSnapshot], Any],
     authorized_fn: Callable[[RequestSnapshot], Any] | None,
     unauthorized_fn: Callable[[RequestSnapshot], Any],
+    maybe_unauthorized_fn: Callable[[RequestSnapshot], Any] | None,
 ) -> Any:
     """None when the request passes every check, else the rejection response."""
     if reject_fn is not None:
@@ -83,4 +86,9 @@ def check_request(
     if authorized_fn is not None and not authorized_fn(req):
         logger.info("request from %s rejected: authorized_fn said no", req.remote_addr)
         return unauthorized_fn(req)
+    if maybe_unauthorized_fn is not None:
+        rejection = maybe_unauthorized_fn(req)
+        if rejection is not None:
+            logger.info("request from %s rejected by maybe_unauthorized_fn", req.remote_addr)
+            return rejection
     return None

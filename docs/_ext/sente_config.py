@@ -39,6 +39,8 @@ MEANINGS = {
     "authorized_fn": "``fn(req)``: a falsy return rejects the request with "
     "``unauthorized_fn(req)``",
     "unauthorized_fn": "the response to a request ``authorized_fn`` refused (401)",
+    "maybe_unauthorized_fn": "Sente's ``:?unauthorized-fn``: ``fn(req)``, checked after every "
+    "other check; a non-None return is the response",
     "bad_csrf_fn": "the response to a request with a bad CSRF token (403)",
     "bad_origin_fn": "the response to a request from an origin not allowed (403)",
     "reject_fn": "``fn(req)``: a non-None return is the response, before every other check",
