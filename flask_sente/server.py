@@ -208,7 +208,9 @@ class ChannelServer:
         )
 
     def _emit_internal(self, event: list[Any], slot: Slot) -> None:
-        self.emit(event, uid=slot.uid, client_id=slot.client_id, request=None, reply=None)
+        """uidport-open / -close carry the request of the connection that opened or last
+        held the slot, as Sente's carry its ``:ring-req``."""
+        self.emit(event, uid=slot.uid, client_id=slot.client_id, request=slot.request, reply=None)
 
     def read_package(
         self, package: str | bytes, uid: Any, client_id: str | None, req: RequestSnapshot

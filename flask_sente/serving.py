@@ -196,7 +196,7 @@ def serve_websocket(
     session.deliver(server._pack(handshake_event(uid, handshake_data)))
 
     def open_connection() -> Callable[[], None]:
-        slot, conn_id = server.registry.connect("ws", uid, client_id, session)
+        slot, conn_id = server.registry.connect("ws", uid, client_id, session, request=req)
         outlet, _ = server.delivery.open(
             uid,
             client_id,
@@ -291,7 +291,7 @@ def ajax_get(
     previous_poll = server.registry.slot("ajax", uid, client_id)
     if previous_poll is not None and isinstance(previous_poll.conn, LongPoll):
         previous_poll.conn.offer(TIMEOUT)  # a client polls once at a time: end the old poll
-    slot, conn_id = server.registry.connect("ajax", uid, client_id, poll)
+    slot, conn_id = server.registry.connect("ajax", uid, client_id, poll, request=req)
     outlet, _ = server.delivery.open(
         uid,
         client_id,
