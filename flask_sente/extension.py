@@ -296,7 +296,15 @@ class Sente:
 
     @property
     def ch_recv(self) -> RecvQueue[EventMsg]:
-        """The receive queue; reading it yourself? call ``start_router`` or stop the router."""
+        """Sente's ``:ch-recv``: every event message, for an app that routes them itself.
+
+        Read it with ``get(timeout)``. The decorator handlers and your own reading never
+        share it: the decorator router starts with the first event only when ``@on`` /
+        ``on_default`` handlers are registered, and your first ``get()`` stops it for good
+        (the messages it had already taken still run their handlers). With no decorator
+        handlers nothing else ever reads the queue, so nothing is missed however early the
+        first event comes. Past ``recv_buf_or_n`` unread messages the oldest is dropped.
+        """
         return self.server().ch_recv
 
     @property

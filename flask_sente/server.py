@@ -103,8 +103,12 @@ class ChannelServer:
             },
             lost=self._undeliverable,
         )
-        self.ch_recv: RecvQueue[EventMsg] = RecvQueue(options.recv_buf_or_n)
+        self.ch_recv: RecvQueue[EventMsg] = RecvQueue(
+            options.recv_buf_or_n, on_first_get=self._app_reads_ch_recv
+        )
         self._router: Router[EventMsg] | None = None
+        #: Whether ``_router`` is the decorator router, started on the first event.
+        self._router_is_auto = False
         self._auto_router = True
         self._router_lock = threading.Lock()
         self.undelivered = 0
@@ -152,6 +156,7 @@ class ChannelServer:
             trace_evs=trace_evs,
         )
         self._router = router
+        self._router_is_auto = False
 
         def stop() -> None:
             router.stop()
@@ -161,15 +166,33 @@ class ChannelServer:
         return stop
 
     def use_custom_router(self) -> None:
-        """The application reads ``ch_recv`` itself: do not start the handler router."""
-        self._auto_router = False
-        if self._router is not None:
-            self._router.stop()
-            self._router = None
+        """The application routes ``ch_recv`` itself: the decorator router stops for good."""
+        with self._router_lock:
+            self._auto_router = False
+            router, self._router = self._router, None
+        if router is not None:
+            router.stop()
+
+    def _app_reads_ch_recv(self) -> None:
+        """The application's first ``ch_recv.get()``: the decorator router, if it runs, stops
+        (what it took already is still handled), and never starts again."""
+        with self._router_lock:
+            self._auto_router = False
+            router = self._router if self._router_is_auto else None
+            if router is not None:
+                router.stop_taking()
+                self._router = None
+        if router is not None:
+            logger.info("the app reads ch_recv itself: the decorator handlers stop running")
+            router.stop()
 
     def _ensure_router(self) -> None:
+        """Start the decorator router on the first event, if there are decorator handlers
+        and the application does not read ``ch_recv`` itself."""
         if self._router is not None or not self._auto_router:
             return
+        if not self._handlers.has_handlers():
+            return  # nothing to run: events wait in ch_recv for whoever reads it
         with self._router_lock:
             if self._router is None and self._auto_router and not self._closed:
                 self.start_router(
@@ -177,6 +200,7 @@ class ChannelServer:
                     error_handler=lambda msg, exc: self._on_handler_error(msg, exc),
                     workers=self.options.handler_workers,
                 )
+                self._router_is_auto = True
 
     def _on_handler_error(self, msg: EventMsg, exc: BaseException) -> None:
         handler = self._handlers.error_handler
