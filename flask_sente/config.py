@@ -18,7 +18,7 @@ ms_allow_reconnect_before_close_ajax        5000                    close grace 
 recv_buf_or_n                               1000                    receive queue (drops oldest)
 max_message_size                            1048576                 bytes; larger: 1009 / 413
 handler_workers                             8                       threads running handlers
-write_legacy_pack_format                    False                   write Sente's v1 format
+write_legacy_pack_format                    None                    write Sente's v1 format
 simulated_bad_conn_rate                     0.0                     share of sabotaged activities
 connection_mode                             ``"auto"``              see below
 max_held_requests                           None                    see below
@@ -141,7 +141,9 @@ class Options:
     recv_buf_or_n: int = 1000
     max_message_size: int = 1024 * 1024
     handler_workers: int = 8
-    write_legacy_pack_format: bool = False
+    #: None: :data:`flask_sente.protocol.WRITE_LEGACY_PACK_FORMAT`, read at each write, as
+    #: Sente reads its ``*write-legacy-pack-format?*``.
+    write_legacy_pack_format: bool | None = None
     simulated_bad_conn_rate: float = 0.0
     connection_mode: str = "auto"
     max_held_requests: int | None = None

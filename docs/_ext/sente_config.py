@@ -57,8 +57,9 @@ MEANINGS = {
     "recv_buf_or_n": "size of ``ch_recv``; when full the oldest message is dropped and logged",
     "max_message_size": "bytes; larger WebSocket messages close with 1009, larger POSTs get 413",
     "handler_workers": "threads running the decorator handlers",
-    "write_legacy_pack_format": "write Sente's v1 (``+``/``-``) format, for Sente 1.17 "
-    "and older peers",
+    "write_legacy_pack_format": "``True`` writes Sente's v1 (``+``/``-``) format, for Sente "
+    "1.17 and older peers; ``None`` follows ``flask_sente.protocol.WRITE_LEGACY_PACK_FORMAT``, "
+    "read at each write",
     "simulated_bad_conn_rate": "share of connection activities to sabotage, in [0, 1] (testing)",
     "connection_mode": '``"loop"``: WebSockets and waiting long-polls leave their request '
     'thread for one event-loop thread; ``"thread"``: each keeps its request thread (or '
