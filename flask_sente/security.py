@@ -15,7 +15,7 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Callable, Collection
-from typing import Any
+from typing import Any, Protocol
 
 from .events import RequestSnapshot
 from .protocol import SKIP_CSRF_CHECK
@@ -41,17 +41,37 @@ def csrf_ok(reference: Any, client_token: str | None) -> bool:
     return hmac.compare_digest(str(reference).encode(), client_token.encode())
 
 
-def allow_origin(allowed_origins: str | Collection[str], request: RequestSnapshot) -> bool:
-    """True when ``request`` may connect under ``allowed_origins`` (``"all"`` or a set)."""
+class HasHeaders(Protocol):
+    """A request with a ``headers`` mapping: Flask's ``request``, a Werkzeug request."""
+
+    @property
+    def headers(self) -> Any: ...
+
+
+def allow_origin(
+    allowed_origins: str | Collection[str], request: RequestSnapshot | HasHeaders
+) -> bool:
+    """True when ``request`` may connect under ``allowed_origins`` (``"all"`` or a set).
+
+    Sente's ``allow-origin?``: the ``Origin`` header must be an allowed origin; without one,
+    the ``Referer`` must start with one. ``request`` is a :class:`RequestSnapshot` (what the
+    ``*_fn`` options get) or Flask's ``request``, for a check of your own in a view."""
     if allowed_origins == ALL_ORIGINS:
         return True
-    origin = request.header("origin")
+    origin = _header(request, "origin")
     if origin is not None:
         return origin in allowed_origins
-    referer = request.header("referer")
+    referer = _header(request, "referer")
     if referer is None:
         return False
     return any(referer.startswith(allowed.rstrip("/") + "/") for allowed in allowed_origins)
+
+
+def _header(request: RequestSnapshot | HasHeaders, name: str) -> str | None:
+    if isinstance(request, RequestSnapshot):
+        return request.header(name)
+    value = request.headers.get(name)
+    return None if value is None else str(value)
 
 
 def check_request(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import flask
 import pytest
 import requests
 import websocket
 
+import flask_sente
+from flask_sente import RequestSnapshot
 from flask_sente.protocol import SKIP_CSRF_CHECK
 from tests.server.harness import running
 
@@ -185,3 +188,30 @@ def test_custom_bad_csrf_and_bad_origin_answers_get_the_request():
         assert (response.status_code, response.text) == (451, "not from here")
         assert ws_status(s.ws_url + "?client-id=c3") == 419
     assert got == [("csrf", "c1"), ("origin", "http://evil.com"), ("csrf", "c3")]
+
+
+def test_allow_origin_takes_flask_request_as_well_as_the_snapshot():
+    app = flask.Flask(__name__)
+    allowed = {"http://site.com"}
+    cases = [
+        ({"Origin": "http://site.com"}, True),
+        ({"Origin": "http://evil.com", "Referer": "http://site.com/page"}, False),
+        ({"Referer": "http://site.com/page"}, True),
+        ({"Referer": "http://site.com.evil.com/"}, False),
+        ({}, False),
+    ]
+    for headers, expected in cases:
+        with app.test_request_context("/chsk", headers=headers):
+            assert flask_sente.allow_origin(allowed, flask.request) is expected, headers
+            assert flask_sente.allow_origin("all", flask.request) is True
+            snapshot = RequestSnapshot(
+                method="GET",
+                path="/chsk",
+                args={},
+                headers={k.lower(): v for k, v in flask.request.headers.items()},
+                cookies={},
+                remote_addr=None,
+                session={},
+                client_id="c",
+            )
+            assert flask_sente.allow_origin(allowed, snapshot) is expected, headers
