@@ -270,7 +270,9 @@ class Sente:
         if app is None:
             app = flask_test_client.application if flask_test_client is not None else None
         server_app = app if app is not None else self._only_app()
-        return SenteTestClient(self, server_app, flask_test_client, uid=uid, **options)
+        return SenteTestClient(
+            self.server(server_app), server_app, flask_test_client, uid=uid, **options
+        )
 
     def _only_app(self) -> Flask:
         if has_app_context():
