@@ -21,6 +21,9 @@ from flask_sente.packers import Packer, get_packer
 from flask_sente.protocol import MessageKind
 from tests import transcripts
 from tests.server.replay import (
+    ADDED,
+    BINARY_CONTENT_TYPE,
+    NOT_COMPARED,
     Replay,
     TimingRule,
     answers_to_abandoned_requests,
@@ -30,7 +33,7 @@ from tests.server.replay import (
     replay,
     timing_violations,
 )
-from tests.support import gunicorn_process
+from tests.support import ROOT, gunicorn_process
 
 REPLAYS = [
     ("cljs-ws", "edn"),
@@ -169,3 +172,13 @@ def test_the_replay_saw_every_server_record() -> None:
     for name, _ in REPLAYS:
         records = transcripts.load(name).records
         assert any(r.direction == "S" and r.kind in ("http", "ws") for r in records), name
+
+
+def test_the_differences_the_replay_allows_are_the_documented_ones() -> None:
+    page = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
+    table = page[page.index("### Deliberate differences") : page.index("## How a request ends")]
+    for header in [*NOT_COMPARED, *ADDED]:
+        assert f"`{header.title()}" in table, header
+    assert all(f"`{content_type}`" in table for content_type in BINARY_CONTENT_TYPE)
+    for also_documented in ("Connection: close", "0\\r\\n\\r\\n", "FIN", "keepalive ping"):
+        assert also_documented in table, also_documented

@@ -6,6 +6,8 @@ The paths tested elsewhere are named there with their tests; this module has the
 
 from __future__ import annotations
 
+import re
+import socket
 import subprocess
 import threading
 import time
@@ -20,7 +22,7 @@ from flask_sente import EventMsg
 from flask_sente.protocol import pack
 from tests.server.harness import AjaxPeer, Server, running
 from tests.server.wire import Wire
-from tests.support import wait_until
+from tests.support import ROOT, wait_until
 
 F11 = b"0\r\n\r\n"
 DEADLINE_S = 5.0
@@ -287,3 +289,33 @@ def test_the_real_clients_padded_msgpack_post_gets_its_reply() -> None:
             timeout=DEADLINE_S,
         )
         assert damaged.status_code == 400 and "bad package" in damaged.text
+
+
+def test_a_poll_whose_client_does_not_read_its_answer_is_dropped_and_reported() -> None:
+    """Past 8 MiB of unsent answer the loop drops the connection (a failed request) and the
+    push is reported undelivered, instead of the server buffering without bound."""
+    with running(lp_timeout_ms=30_000, max_message_size=64 * 1024 * 1024) as server:
+        AjaxPeer(server, client_id="slow-c", uid="u-slow").get(handshake=True)
+        reader = socket.create_connection(("127.0.0.1", port(server)))
+        reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        reader.sendall(poll_request("u-slow", "slow-c"))  # and never reads
+        channel = server.app.extensions["sente"]
+        wait_until(lambda: channel.loop.connections == 1, DEADLINE_S)
+        server.sente.send("u-slow", ["test/big", "x" * (24 * 1024 * 1024)])
+        wait_until(lambda: channel.loop.connections == 0, 3 * DEADLINE_S)
+        wait_until(lambda: channel.undelivered >= 1, DEADLINE_S)
+        reader.close()
+
+
+def test_the_protocol_page_names_tests_that_exist() -> None:
+    """docs/protocol.md's "How a request ends" gives a test for each path; each must exist."""
+    page = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
+    section = page[page.index("## How a request ends") :]
+    sources = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "tests").rglob("test_*.py"))
+    named = set(re.findall(r"\b(test_\w+?)(?:\*|\[\w+\])?`", section))
+    named = {name for name in named if not name.endswith("_")} | {
+        prefix for prefix in re.findall(r"\b(test_\w+_)\*", section)
+    }
+    assert len(named) > 20
+    missing = [name for name in sorted(named) if f"def {name}" not in sources]
+    assert missing == []
