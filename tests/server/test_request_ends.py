@@ -7,6 +7,7 @@ The paths tested elsewhere are named there with their tests; this module has the
 from __future__ import annotations
 
 import re
+import shutil
 import socket
 import subprocess
 import threading
@@ -110,6 +111,8 @@ def test_chsk_close_fails_the_poll_of_an_http_client(any_mode: Server) -> None:
 
 def test_chsk_close_fails_the_poll_of_curl(patient: Server) -> None:
     """What the transcripts' curl probe saw: no HTTP status, a failed transfer."""
+    if shutil.which("curl") is None:
+        pytest.fail("curl is not installed (.ci/run installs it with apt-get)")
     AjaxPeer(patient, client_id="cp1", uid="u-p").get(handshake=True)
     curl = subprocess.Popen(
         [
