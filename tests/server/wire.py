@@ -101,15 +101,17 @@ class Wire:
     # ------------------------------------------------------------------ writing
 
     def send(self, data: bytes) -> float:
-        """Write ``data``; returns when it was written."""
+        """Write ``data``; returns when the writing began (no answer can come before)."""
+        began = time.monotonic()
         self.sock.sendall(data)
-        return time.monotonic()
+        return began
 
     def finish(self) -> float:
-        """Send our FIN (we will write no more)."""
+        """Send our FIN (we will write no more); returns when."""
+        began = time.monotonic()
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_WR)
-        return time.monotonic()
+        return began
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
