@@ -16,11 +16,12 @@ is faster or slower than http-kit. Answers are read with a generous deadline, ne
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+from flask_sente.errors import UnpackError
 from flask_sente.packers import Packer
 from flask_sente.protocol import TIMEOUT, MessageKind, classify_server_message, unpack
 from tests.server.wire import Frame, HttpAnswer, Wire, WireTimeout, encode_frame
@@ -292,27 +293,28 @@ class TimingRule:
     high: float
 
 
-def message_kind(seen: Seen, packer: Packer) -> MessageKind | None:
-    """What a server message is (push, ping, reply...), or None for non-messages."""
+def unpacked(seen: Seen, packer: Packer) -> tuple[Any, Any] | None:
+    """The ``(value, cb)`` of a server message (an HTTP body or a data frame), else None."""
     if seen.record.kind not in ("http", "ws") or not seen.payload:
         return None
     if seen.frame is not None and seen.frame.opcode not in ("text", "binary"):
         return None
-    data = seen.payload if packer.binary else seen.payload.decode("utf-8")
     try:
-        value, cb = unpack(packer, data)
-    except Exception:
+        return unpack(packer, seen.payload if packer.binary else seen.payload.decode("utf-8"))
+    except (UnpackError, UnicodeDecodeError):
         return None
-    return classify_server_message(value, cb).kind
+
+
+def message_kind(seen: Seen, packer: Packer) -> MessageKind | None:
+    """What a server message is (push, ping, reply...), or None for non-messages."""
+    message = unpacked(seen, packer)
+    return None if message is None else classify_server_message(*message).kind
 
 
 def is_timeout(seen: Seen, packer: Packer) -> bool:
-    if seen.http is None or not seen.http.body:
-        return False
-    data = seen.http.body if packer.binary else seen.http.body.decode("utf-8")
-    with contextlib.suppress(Exception):
-        return unpack(packer, data)[0] == TIMEOUT
-    return False
+    """An HTTP answer ``[:chsk/timeout nil]``."""
+    message = unpacked(seen, packer)
+    return seen.http is not None and message is not None and message[0] == TIMEOUT
 
 
 def timing_violations(result: Replay, rules: list[TimingRule], packer: Packer) -> list[str]:
