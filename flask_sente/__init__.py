@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 __version__ = "0.1.0"
 
 #: The Sente version whose wire protocol this library speaks.
@@ -25,6 +23,7 @@ from .errors import (  # noqa: E402
     UsageError,
 )
 from .events import EventMsg, RequestSnapshot, is_event_msg, is_server_event_msg  # noqa: E402
+from .logs import set_min_log_level  # noqa: E402
 from .packers import (  # noqa: E402
     EdnPacker,
     GzipPacker,
@@ -60,11 +59,6 @@ def __getattr__(name: str) -> object:
 
         return Emitter
     raise AttributeError(f"module 'flask_sente' has no attribute {name!r}")
-
-
-def set_min_log_level(level: int | str) -> None:
-    """Set the level of every ``flask_sente`` logger (Sente's ``set-min-log-level!``)."""
-    logging.getLogger("flask_sente").setLevel(level.upper() if isinstance(level, str) else level)
 
 
 __all__ = [

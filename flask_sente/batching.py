@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from . import protocol
 from .errors import PackError, SenteError
 from .packers import EdnPacker, JsonPacker, Packer
 from .protocol import assert_event, normalize_event, pack, push_batch
@@ -92,7 +93,9 @@ def reported(items: Sequence[Any]) -> list[Any]:
 class BatchWriter:
     """Writes push batches of :class:`Outgoing` events for one packer and wire format."""
 
-    def __init__(self, packer: Packer, *, legacy: bool) -> None:
+    def __init__(self, packer: Packer, *, legacy: bool | None) -> None:
+        """``legacy``: write Sente's v1 format; None follows
+        :data:`flask_sente.protocol.WRITE_LEGACY_PACK_FORMAT` at each write."""
         self._packer = packer
         self._legacy = legacy
         self._joint = _JOINABLE.get(type(packer))
@@ -112,7 +115,8 @@ class BatchWriter:
             return pack(self._packer, events, None, tag=tag, legacy=self._legacy)
         separator, nil = self._joint
         vector = "[" + separator.join([item.packed for item in items]) + "]"  # type: ignore[misc]
-        if self._legacy:
+        legacy = protocol.WRITE_LEGACY_PACK_FORMAT if self._legacy is None else self._legacy
+        if legacy:
             return "-" + vector
         if tag is None:
             return "[" + vector + separator + nil + "]"

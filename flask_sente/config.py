@@ -22,7 +22,7 @@ ms_allow_reconnect_before_close_ajax        5000                    close grace 
 recv_buf_or_n                               1000                    receive queue (drops oldest)
 max_message_size                            1048576                 bytes; larger: 1009 / 413
 handler_workers                             8                       threads running handlers
-write_legacy_pack_format                    False                   write Sente's v1 format
+write_legacy_pack_format                    None                    write Sente's v1 format
 simulated_bad_conn_rate                     0.0                     share of sabotaged activities
 connection_mode                             ``"auto"``              see below
 max_held_requests                           None                    see below
@@ -45,8 +45,11 @@ next gets a 503 and a log line instead of waiting for a thread that never frees.
 below your server's thread count (``gunicorn --threads``).
 
 Callables (``user_id_fn``, ``csrf_token_fn``, ``handshake_data_fn``, ``authorized_fn``,
-``unauthorized_fn``, ``bad_csrf_fn``, ``bad_origin_fn``, ``reject_fn``) are keyword
-arguments only. Each receives a :class:`~flask_sente.events.RequestSnapshot`.
+``unauthorized_fn``, ``maybe_unauthorized_fn``, ``bad_csrf_fn``, ``bad_origin_fn``,
+``reject_fn``) are keyword arguments only. Each receives a
+:class:`~flask_sente.events.RequestSnapshot`. ``maybe_unauthorized_fn`` is Sente's
+``:?unauthorized-fn`` (the ``?`` reads "maybe"): checked after every other check, a
+non-None return rejects the request with that answer.
 """
 
 from __future__ import annotations
@@ -130,6 +133,7 @@ class Options:
     allowed_origins: str | frozenset[str] = "all"
     authorized_fn: _Fn | None = None
     unauthorized_fn: _Fn = default_unauthorized_fn
+    maybe_unauthorized_fn: _Fn | None = None
     bad_csrf_fn: _Fn = default_bad_csrf_fn
     bad_origin_fn: _Fn = default_bad_origin_fn
     reject_fn: _Fn | None = None
@@ -143,7 +147,9 @@ class Options:
     recv_buf_or_n: int = 1000
     max_message_size: int = 1024 * 1024
     handler_workers: int = 8
-    write_legacy_pack_format: bool = False
+    #: None: :data:`flask_sente.protocol.WRITE_LEGACY_PACK_FORMAT`, read at each write, as
+    #: Sente reads its ``*write-legacy-pack-format?*``.
+    write_legacy_pack_format: bool | None = None
     simulated_bad_conn_rate: float = 0.0
     connection_mode: str = "auto"
     max_held_requests: int | None = None

@@ -11,6 +11,8 @@ import atexit
 import logging
 import weakref
 from collections.abc import Callable
+from email.utils import formatdate
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -70,16 +72,21 @@ class _TakenOverResponse(Response):
             raise StopIteration()
         return super().__call__(environ, start_response)
 
-    def _raw_response(self, body: str | bytes) -> bytes:
+    def _raw_response(self, status: int, body: str | bytes) -> bytes:
         data = body.encode("utf-8") if isinstance(body, str) else body
         ctype = "application/octet-stream" if isinstance(body, bytes) else _TEXT
-        lines = ["HTTP/1.1 200 OK"]
+        lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}"]
         lines += [
             f"{k}: {v}"
             for k, v in self.headers.items()
-            if k.lower() not in ("content-length", "content-type", "connection")
+            if k.lower() not in ("content-length", "content-type", "connection", "date")
         ]
-        lines += [f"Content-Type: {ctype}", f"Content-Length: {len(data)}", "Connection: close"]
+        lines += [
+            f"Date: {formatdate(usegmt=True)}",
+            f"Content-Type: {ctype}",
+            f"Content-Length: {len(data)}",
+            "Connection: close",
+        ]
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + data
 
 
@@ -266,7 +273,9 @@ class Sente:
         if app is None:
             app = flask_test_client.application if flask_test_client is not None else None
         server_app = app if app is not None else self._only_app()
-        return SenteTestClient(self, server_app, flask_test_client, uid=uid, **options)
+        return SenteTestClient(
+            self.server(server_app), server_app, flask_test_client, uid=uid, **options
+        )
 
     def _only_app(self) -> Flask:
         if has_app_context():
@@ -292,7 +301,15 @@ class Sente:
 
     @property
     def ch_recv(self) -> RecvQueue[EventMsg]:
-        """The receive queue; reading it yourself? call ``start_router`` or stop the router."""
+        """Sente's ``:ch-recv``: every event message, for an app that routes them itself.
+
+        Read it with ``get(timeout)``. The decorator handlers and your own reading never
+        share it: the decorator router starts with the first event only when ``@on`` /
+        ``on_default`` handlers are registered, and your first ``get()`` stops it for good
+        (the messages it had already taken still run their handlers). With no decorator
+        handlers nothing else ever reads the queue, so nothing is missed however early the
+        first event comes. Past ``recv_buf_or_n`` unread messages the oldest is dropped.
+        """
         return self.server().ch_recv
 
     @property
@@ -337,6 +354,7 @@ class Sente:
             bad_origin_fn=options.bad_origin_fn,
             authorized_fn=options.authorized_fn,
             unauthorized_fn=options.unauthorized_fn,
+            maybe_unauthorized_fn=options.maybe_unauthorized_fn,
         )
         if rejection is not None:
             return rejection

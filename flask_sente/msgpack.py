@@ -94,7 +94,12 @@ def dumps(value: Any, *, keywordize_keys: bool = True) -> bytes:
 
 
 def loads(data: str | bytes) -> Any:
-    """One MessagePack value; raises :class:`UnpackError` carrying ``data`` when it cannot."""
+    """One MessagePack value; raises :class:`UnpackError` carrying ``data`` when it cannot.
+
+    Zero bytes after the value are padding and ignored: Sente's ClojureScript client sends
+    the whole backing buffer of its msgpack stream as an Ajax POST body, 1024 bytes or more
+    of which the value fills the start (transcript finding F12). Any other byte after the
+    value means a damaged or concatenated message, and is an error."""
     if isinstance(data, str):
         raise UnpackError(
             "msgpack is binary but a text message arrived: is the peer using a text packer, "
@@ -102,7 +107,7 @@ def loads(data: str | bytes) -> Any:
             data,
         )
     try:
-        return _Reader().value(_parse(data))
+        return _Reader().value(_parse_padded(data))
     except UnpackError as exc:
         raise UnpackError(str(exc), data) from None
     except RecursionError as exc:
@@ -365,6 +370,20 @@ class _CachedKey:
 
 _CACHED_KEYS = tuple(_CachedKey(i) for i in range(KEY_CACHE_SIZE))
 _PENDING = frozenset({list, _Map, _Set, _CachedKey, array.array})
+
+
+def _parse_padded(data: bytes) -> Any:
+    """:func:`_parse` of a message that may be followed by zero padding."""
+    try:
+        return _parse(data)
+    except msgpack.ExtraData as extra:
+        if any(extra.extra):
+            raise UnpackError(
+                f"{len(extra.extra)} byte(s) follow the msgpack value and are not zero "
+                "padding: a damaged message, or two in one",
+                data,
+            ) from None
+        return extra.unpacked
 
 
 def _parse(data: bytes) -> Any:

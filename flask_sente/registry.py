@@ -27,7 +27,7 @@ KINDS = ("ws", "ajax")
 class Slot:
     """One client-id of one uid on one transport."""
 
-    __slots__ = ("client_id", "conn", "conn_id", "kind", "opened", "udt", "uid")
+    __slots__ = ("client_id", "conn", "conn_id", "kind", "opened", "request", "udt", "uid")
 
     def __init__(self, kind: str, uid: Any, client_id: str) -> None:
         self.kind = kind
@@ -37,6 +37,8 @@ class Slot:
         self.conn_id = 0
         self.opened = False
         self.udt = time.monotonic()
+        #: The request of the latest connection (Sente's ``:ring-req`` of uidport events).
+        self.request: Any = None
 
 
 class Registry:
@@ -98,11 +100,15 @@ class Registry:
         self._expire_later(slot, conn_id)
         return slot
 
-    def connect(self, kind: str, uid: Any, client_id: str, conn: Any) -> tuple[Slot, int]:
-        """Install a live connection in its slot; fires uidport-open for a new uid."""
+    def connect(
+        self, kind: str, uid: Any, client_id: str, conn: Any, *, request: Any = None
+    ) -> tuple[Slot, int]:
+        """Install a live connection, opened by ``request``, in its slot; fires
+        uidport-open for a new uid."""
         with self.lock:
             slot = self._get_or_create(kind, uid, client_id)
             slot.conn = conn
+            slot.request = request
             slot.conn_id = next(self._conn_ids)
             slot.udt = time.monotonic()
             opened_uid = False

@@ -26,15 +26,28 @@ M = TypeVar("M")
 
 
 class RecvQueue(Generic[T]):
-    """A bounded FIFO that drops its oldest item when full (Sente's sliding buffer)."""
+    """A bounded FIFO that drops its oldest item when full (Sente's sliding buffer).
 
-    def __init__(self, maxlen: int, *, name: str = "ch_recv") -> None:
+    An application reads it with :meth:`get`; a :class:`Router` reads it with :meth:`take`.
+    The first :meth:`get` calls ``on_first_get`` first, so the owner can stand down any
+    router of its own before the application takes its first item (the server's decorator
+    router, see ``Sente.ch_recv``).
+    """
+
+    def __init__(
+        self,
+        maxlen: int,
+        *,
+        name: str = "ch_recv",
+        on_first_get: Callable[[], None] | None = None,
+    ) -> None:
         self._items: deque[T] = deque()
         self._maxlen = maxlen
         self._cond = threading.Condition()
         self._name = name
         self.dropped = 0
         self._closed = False
+        self._on_first_get = on_first_get
 
     def put(self, item: T) -> None:
         with self._cond:
@@ -52,6 +65,14 @@ class RecvQueue(Generic[T]):
 
     def get(self, timeout: float | None = None) -> T | None:
         """The next item, or None after ``timeout`` seconds or once closed and empty."""
+        with self._cond:
+            claim, self._on_first_get = self._on_first_get, None
+        if claim is not None:
+            claim()
+        return self.take(timeout)
+
+    def take(self, timeout: float | None = None) -> T | None:
+        """:meth:`get` for routers: the same, without claiming the queue."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while not self._items:
@@ -62,6 +83,12 @@ class RecvQueue(Generic[T]):
                     return None
                 self._cond.wait(remaining)
             return self._items.popleft()
+
+    def put_back(self, item: T) -> None:
+        """Return an item taken by a router that is stopping: it is the next one out."""
+        with self._cond:
+            self._items.appendleft(item)
+            self._cond.notify()
 
     def close(self) -> None:
         with self._cond:
@@ -154,21 +181,34 @@ class Router(Generic[M]):
             thread.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        """Stop taking messages; waits (bounded) for running handlers to finish."""
-        self._stopping.set()
+        """Stop taking messages; waits (bounded) for running handlers to finish.
+
+        Messages already taken are handled; the queue keeps the rest, for whoever reads
+        it next. The pump stops first, so nothing it forwards meets a worker that left."""
+        self.stop_taking()
+        deadline = time.monotonic() + timeout_s
+        pump, workers = self._threads[-1], self._threads[:-1]
+        if pump is not threading.current_thread():
+            pump.join(max(0.0, deadline - time.monotonic()))
         for inbox in self._inboxes:
             inbox.close()
-        deadline = time.monotonic() + timeout_s
-        for thread in self._threads:
+        for thread in workers:
             if thread is not threading.current_thread():
                 thread.join(max(0.0, deadline - time.monotonic()))
+
+    def stop_taking(self) -> None:
+        """Take no more messages from the queue, at once; :meth:`stop` also waits."""
+        self._stopping.set()
 
     def _pump(self) -> None:
         n = len(self._inboxes)
         while not self._stopping.is_set():
-            msg = self._queue.get(timeout=0.25)
+            msg = self._queue.take(timeout=0.25)
             if msg is None:
                 continue
+            if self._stopping.is_set():
+                self._queue.put_back(msg)
+                return
             key = self._key(msg)
             index = 0 if n == 1 or key is None else zlib.crc32(str(key).encode()) % n
             self._inboxes[index].put(msg)

@@ -104,8 +104,12 @@ class ChannelServer:
             lost=self._undeliverable,
             on_fault=self._close_faulty,
         )
-        self.ch_recv: RecvQueue[EventMsg] = RecvQueue(options.recv_buf_or_n)
+        self.ch_recv: RecvQueue[EventMsg] = RecvQueue(
+            options.recv_buf_or_n, on_first_get=self._app_reads_ch_recv
+        )
         self._router: Router[EventMsg] | None = None
+        #: Whether ``_router`` is the decorator router, started on the first event.
+        self._router_is_auto = False
         self._auto_router = True
         self._router_lock = threading.Lock()
         self.undelivered = 0
@@ -153,6 +157,7 @@ class ChannelServer:
             trace_evs=trace_evs,
         )
         self._router = router
+        self._router_is_auto = False
 
         def stop() -> None:
             router.stop()
@@ -162,15 +167,33 @@ class ChannelServer:
         return stop
 
     def use_custom_router(self) -> None:
-        """The application reads ``ch_recv`` itself: do not start the handler router."""
-        self._auto_router = False
-        if self._router is not None:
-            self._router.stop()
-            self._router = None
+        """The application routes ``ch_recv`` itself: the decorator router stops for good."""
+        with self._router_lock:
+            self._auto_router = False
+            router, self._router = self._router, None
+        if router is not None:
+            router.stop()
+
+    def _app_reads_ch_recv(self) -> None:
+        """The application's first ``ch_recv.get()``: the decorator router, if it runs, stops
+        (what it took already is still handled), and never starts again."""
+        with self._router_lock:
+            self._auto_router = False
+            router = self._router if self._router_is_auto else None
+            if router is not None:
+                router.stop_taking()
+                self._router = None
+        if router is not None:
+            logger.info("the app reads ch_recv itself: the decorator handlers stop running")
+            router.stop()
 
     def _ensure_router(self) -> None:
+        """Start the decorator router on the first event, if there are decorator handlers
+        and the application does not read ``ch_recv`` itself."""
         if self._router is not None or not self._auto_router:
             return
+        if not self._handlers.has_handlers():
+            return  # nothing to run: events wait in ch_recv for whoever reads it
         with self._router_lock:
             if self._router is None and self._auto_router and not self._closed:
                 self.start_router(
@@ -178,6 +201,7 @@ class ChannelServer:
                     error_handler=lambda msg, exc: self._on_handler_error(msg, exc),
                     workers=self.options.handler_workers,
                 )
+                self._router_is_auto = True
 
     def _on_handler_error(self, msg: EventMsg, exc: BaseException) -> None:
         handler = self._handlers.error_handler
@@ -215,7 +239,9 @@ class ChannelServer:
         )
 
     def _emit_internal(self, event: list[Any], slot: Slot) -> None:
-        self.emit(event, uid=slot.uid, client_id=slot.client_id, request=None, reply=None)
+        """uidport-open / -close carry the request of the connection that opened or last
+        held the slot, as Sente's carry its ``:ring-req``."""
+        self.emit(event, uid=slot.uid, client_id=slot.client_id, request=slot.request, reply=None)
 
     def read_package(
         self, package: str | bytes, uid: Any, client_id: str | None, req: RequestSnapshot
@@ -256,16 +282,6 @@ class ChannelServer:
             self.bus.close_uid(uid)
             return
         self.delivery.push(uid, item, flush=flush)
-
-    def checked_reply(self, answer: Callable[[Any], bool]) -> Callable[[Any], bool]:
-        """``answer`` (a reply written later, as an Ajax POST's) behind a check that the
-        reply packs, so the handler that gives an unpackable one gets the PackError."""
-
-        def reply(value: Any) -> bool:
-            self._pack(value)
-            return answer(value)
-
-        return reply
 
     def close_uid(self, uid: Any) -> None:
         """Close every connection of ``uid`` (what ``["chsk/close"]`` does)."""

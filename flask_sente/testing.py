@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from flask import Flask
     from flask.testing import FlaskClient
 
-    from .extension import Sente
+    from .server import ChannelServer
 
 __all__ = ["ReceivedEvent", "SenteTestClient"]
 
@@ -76,7 +76,7 @@ class SenteTestClient:
 
     def __init__(
         self,
-        sente: Sente,
+        server: ChannelServer,
         app: Flask,
         flask_client: FlaskClient | None = None,
         *,
@@ -85,7 +85,7 @@ class SenteTestClient:
         params: dict[str, str] | None = None,
         csrf_token: str | None = None,
     ) -> None:
-        self._server = sente.server(app)
+        self._server = server
         self._flask_client = flask_client or app.test_client()
         self._packer = self._server.packer
         self.client_id = client_id or str(uuid.uuid4())

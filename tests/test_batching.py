@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from flask_sente import protocol
 from flask_sente.batching import BatchWriter, Outgoing, pack_value, reported
 from flask_sente.errors import InvalidEvent, PackError, UnpackError
 from flask_sente.packers import get_packer
@@ -41,6 +42,17 @@ def test_joined_batches_are_byte_for_byte_the_batch_packed_whole(name, batch, ta
     items = [Outgoing.of(packer, ev) for ev in batch]
     whole = pack(packer, push_batch(batch), None, tag=tag, legacy=legacy)
     assert writer.write(items, tag) == whole
+
+
+@pytest.mark.parametrize("name", ["json", "edn"])
+def test_an_unset_legacy_follows_the_module_default_at_each_write(name, monkeypatch):
+    packer = get_packer(name)
+    writer = BatchWriter(packer, legacy=None)
+    items = [Outgoing.of(packer, ["a/b", 1])]
+    assert writer.write(items, None) == pack(packer, push_batch([["a/b", 1]]), None, legacy=False)
+    monkeypatch.setattr(protocol, "WRITE_LEGACY_PACK_FORMAT", True)
+    assert writer.write(items, None) == pack(packer, push_batch([["a/b", 1]]), None, legacy=True)
+    assert str(writer.write(items, None)).startswith("-")
 
 
 @pytest.mark.parametrize("name", ["msgpack", "gzip+json", "gzip+edn"])

@@ -369,13 +369,22 @@ def test_too_deep_is_a_pack_error() -> None:
         MsgpackPacker().pack(value)
 
 
+def test_zero_padding_after_the_value_is_ignored() -> None:
+    """Sente's ClojureScript client POSTs its msgpack stream's whole buffer (F12)."""
+    package = h("9292c70900746573742f6e6f6f7001c0")
+    padded = package + bytes(1024 - len(package))
+    assert loads(padded) == loads(package) == [[K("test/noop"), 1], None]
+    assert protocol.unpack(MsgpackPacker(), padded) == ([K("test/noop"), 1], None)
+
+
 @pytest.mark.parametrize(
     "data",
     [
         b"",
         b"\xc1",  # never used
         h("92 01"),  # truncated
-        h("01 02"),  # trailing data
+        h("01 02"),  # trailing data that is not zero padding
+        h("01 00 00 07"),  # zero padding, then more
         h("a2 ff fe"),  # not UTF-8
         h("d5 03 01 00"),  # ratio 1/0
         h("d4 03 01"),  # ratio of one int

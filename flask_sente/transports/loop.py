@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .longpoll import CLIENT_GONE, LongPoll
+from .longpoll import CLIENT_GONE, CLOSED_BY_SERVER, LongPoll
 from .websocket import GOING_AWAY, INTERNAL_ERROR, CloseInfo, WsSession
 
 logger = logging.getLogger("flask_sente.transports.loop")
@@ -63,7 +63,15 @@ class _WsEntry(_Entry):
 
 
 class _PollEntry(_Entry):
-    __slots__ = ("deadline", "on_done", "poll", "respond", "responded", "timeout_value")
+    __slots__ = (
+        "answer_after_fin",
+        "deadline",
+        "on_done",
+        "poll",
+        "respond",
+        "responded",
+        "timeout_value",
+    )
 
     def __init__(
         self,
@@ -73,6 +81,7 @@ class _PollEntry(_Entry):
         timeout_value: Any,
         respond: Callable[[Any], bytes],
         on_done: Callable[[Any, bool], None],
+        answer_after_fin: bool,
     ) -> None:
         super().__init__(sock)
         self.poll = poll
@@ -80,6 +89,7 @@ class _PollEntry(_Entry):
         self.timeout_value = timeout_value
         self.respond = respond
         self.on_done = on_done
+        self.answer_after_fin = answer_after_fin
         self.responded = False
 
 
@@ -156,11 +166,22 @@ class EventLoop:
         timeout_value: Any,
         respond: Callable[[Any], bytes],
         on_done: Callable[[Any, bool], None],
+        answer_after_fin: bool,
     ) -> None:
         """Answer ``poll`` on ``sock`` once it completes, or with ``timeout_value`` after
-        ``timeout_s``. ``on_done(value, written)`` says whether the answer reached the socket."""
+        ``timeout_s``. ``on_done(value, written)`` says whether the answer reached the socket.
+
+        When the client sends its FIN first, ``answer_after_fin`` decides: the answer still
+        goes out (a client may stop writing and still read), or the request ends at once,
+        unanswered, with ``CLIENT_GONE`` (what http-kit does)."""
         entry = _PollEntry(
-            sock, poll, time.monotonic() + timeout_s, timeout_value, respond, on_done
+            sock,
+            poll,
+            time.monotonic() + timeout_s,
+            timeout_value,
+            respond,
+            on_done,
+            answer_after_fin,
         )
         poll.notify = lambda: self._mark(entry)
         self._add(entry)
@@ -168,8 +189,9 @@ class EventLoop:
     def close(self, timeout_s: float = 5.0) -> None:
         """Close every connection and stop the thread, within ``timeout_s``.
 
-        WebSockets get a close frame (1001) and a short while to answer it; long-polls
-        still waiting are dropped, so their clients poll again elsewhere."""
+        WebSockets get a close frame (1001) and a short while to answer it; requests still
+        waiting are completed with ``CLOSED_BY_SERVER`` and get the answer their ``respond``
+        gives it (a long-poll fails, so its client connects again, elsewhere if need be)."""
         self._stop_at = time.monotonic() + min(timeout_s / 2, 1.0)
         self._running = False
         self._wake()
@@ -208,7 +230,9 @@ class EventLoop:
                         if isinstance(entry, _WsEntry):
                             entry.session.close(GOING_AWAY, "server shutting down")
                         else:
-                            self._drop(entry, CloseInfo(None, "server closing", True))
+                            assert isinstance(entry, _PollEntry)
+                            entry.poll.offer(CLOSED_BY_SERVER)
+                            self._service(entry, time.monotonic())
                 timeout = 0.05 if closing else None
                 if self._heap:
                     next_due = max(0.0, self._heap[0][0] - time.monotonic())
@@ -275,6 +299,10 @@ class EventLoop:
                     else:
                         entry.session.peer_gone()
                 elif not data:
+                    assert isinstance(entry, _PollEntry)
+                    if not entry.answer_after_fin and not entry.poll.done:
+                        self._drop(entry, CloseInfo(None, "client gone", False))
+                        return
                     entry.read_closed = True  # an HTTP client may half-close and still read
         self._service(entry, time.monotonic())
 

@@ -211,7 +211,8 @@ def test_a_wrong_csrf_token_never_opens(csrf_server: Server, open_page: Any) -> 
 
 
 def test_server_pings_are_answered(start_server: Callable[..., Server], open_page: Any) -> None:
-    server = start_server(CONFORMANCE, "--ws-kalive-ms", "400")
+    # after a ping the server waits ws_ping_timeout_ms before the next (as Sente's): keep it short
+    server = start_server(CONFORMANCE, "--ws-kalive-ms", "400", "--ws-ping-timeout-ms", "300")
     page = open_page(server)
     sockets: list[Any] = []
     sent: list[str] = []

@@ -306,16 +306,16 @@ def test_a_fault_answering_a_long_poll_answers_500_and_the_rest_goes_on(
 
     with running() as server:
         channel = server.app.extensions["sente"]
-        real = serving._poll_body
+        real = serving.poll_answer
         faults: list = []
 
-        def poll_body(channel: Any, value: Any) -> Any:
+        def poll_answer(value: Any, pack: Any) -> Any:
             if not faults:
                 faults.append(value)
                 raise Boom("answer fault")
-            return real(channel, value)
+            return real(value, pack)
 
-        monkeypatch.setattr(serving, "_poll_body", poll_body)
+        monkeypatch.setattr(serving, "poll_answer", poll_answer)
         reports: list = []
         server.sente.on_undelivered(lambda uid, events, why: reports.append((uid, events)))
         peer, other = AjaxPeer(server, uid="l"), AjaxPeer(server, uid="m")
