@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import PackError
 from .transports.longpoll import CLIENT_GONE, CLOSED_BY_SERVER, OneShot
 from .transports.sockets import socket_from_environ
 
@@ -50,13 +49,6 @@ class Packed:
     data: str | bytes
 
 
-@dataclass(frozen=True, slots=True)
-class ReplyFailed:
-    """A handler's reply to an Ajax POST that the packer could not write."""
-
-    reason: str
-
-
 def poll_answer(value: Any, pack: Pack) -> Answer | bytes:
     """A long-poll's answer: its push batch or ``chsk/timeout``, or, once the server closed
     it, :data:`UNREADABLE_END` (raw bytes to write instead of a response)."""
@@ -68,12 +60,10 @@ def poll_answer(value: Any, pack: Pack) -> Answer | bytes:
 
 
 def post_answer(value: Any, pack: Pack) -> Answer:
-    """A POST's answer once its wait ended: the reply, ``chsk/timeout`` (as Sente), a 500 for
-    a reply the packer could not write, or a 503 when the server shut down meanwhile."""
+    """A POST's answer once its wait ended: the reply, ``chsk/timeout`` (as Sente), or a 503
+    when the server shut down meanwhile."""
     if isinstance(value, Packed):
         return 200, value.data
-    if isinstance(value, ReplyFailed):
-        return 500, f"the handler's reply could not be packed: {value.reason}"
     if value is CLOSED_BY_SERVER:
         return 503, SHUTTING_DOWN
     return 200, pack(value)
@@ -81,15 +71,12 @@ def post_answer(value: Any, pack: Pack) -> Answer:
 
 def packing_reply(waiter: OneShot, pack: Pack) -> Callable[[Any], bool]:
     """The ``reply`` of an Ajax POST's event message. It packs on the handler's thread, so a
-    reply the packer cannot write raises there (as over WebSocket), and the POST gets a 500."""
+    reply the packer cannot write raises :class:`PackError` there, as over WebSocket, and
+    takes nothing: the handler may reply again (else the POST ends with ``chsk/timeout``, as
+    for any handler that does not reply)."""
 
     def reply(value: Any) -> bool:
-        try:
-            packed = pack(value)
-        except PackError as exc:
-            waiter.offer(ReplyFailed(str(exc)))
-            raise
-        return waiter.offer(Packed(packed))
+        return waiter.offer(Packed(pack(value)))
 
     return reply
 
