@@ -29,7 +29,7 @@ import msgpack
 
 from flask_sente import protocol
 from flask_sente.packers import EdnPacker, GzipPacker, JsonPacker, MsgpackPacker, Packer
-from flask_sente.protocol import Keyword
+from flask_sente.values import Keyword
 
 try:
     import orjson

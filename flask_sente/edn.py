@@ -46,16 +46,14 @@ from typing import Any
 import edn_format
 import ply.lex
 import ply.yacc
-from edn_format import Char, ImmutableDict, Symbol, edn_lex, edn_parse
+from edn_format import edn_lex, edn_parse
 from edn_format.edn_lex import MetadataValue
 
 from .errors import PackError, UnpackError
-from .protocol import Keyword
+from .values import Char, ImmutableDict, Keyword, Symbol, is_keyword_name
 
-__all__ = ["Char", "Keyword", "Symbol", "dumps", "loads"]
+__all__ = ["Char", "Keyword", "Symbol", "dumps", "is_keyword_name", "loads"]
 
-_KEYWORD_PART = r"(?![+.\-]?\d)[A-Za-z0-9*+!_?<>=.\-]+"
-_KEYWORD_NAME = re.compile(rf"{_KEYWORD_PART}(?:/{_KEYWORD_PART})?\Z")
 _STRING_ESCAPES = str.maketrans(
     {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r", "\f": "\\f", "\b": "\\b"}
 )
@@ -138,11 +136,6 @@ def _char_code(match: re.Match[str]) -> str:
     if name in _CHAR_CODES:
         return _CHAR_CODES[name]
     return f"\\u{ord(name):04x}" if ord(name) <= 0xFFFF else match.group(0)
-
-
-def is_keyword_name(s: str) -> bool:
-    """Whether ``s`` can be written as ``:s`` and read back as the same keyword."""
-    return bool(_KEYWORD_NAME.match(s))
 
 
 def _write(x: Any, out: list[str], kw_keys: bool) -> None:
@@ -240,7 +233,11 @@ def _from_edn_format(x: Any, hashable: bool = False) -> Any:
     """edn_format's value as the documented Python value; ``hashable`` for keys and set members."""
     if isinstance(x, edn_format.Keyword):
         return Keyword(x.name)
-    if isinstance(x, str | int | float | Decimal | Fraction | Symbol | uuid.UUID) or x is None:
+    if isinstance(x, edn_format.Char):
+        return Char(x)
+    if isinstance(x, edn_format.Symbol):
+        return Symbol(x.name)
+    if isinstance(x, str | int | float | Decimal | Fraction | uuid.UUID) or x is None:
         return x
     if isinstance(x, dt.datetime):
         return x.astimezone(dt.UTC)

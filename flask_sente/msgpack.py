@@ -16,8 +16,8 @@ bin                        ``bytes``                             ``bytes``, ``by
 array                      ``list``                              ``list``, ``tuple``
 map                        ``dict``                              ``dict``, any ``Mapping``
 ext 0 keyword              ``Keyword``                           ``Keyword``; ``str`` map keys
-ext 1 symbol               ``edn.Symbol``                        ``Symbol``
-ext 2 char                 ``edn.Char``                          ``Char``
+ext 1 symbol               ``Symbol``                           ``Symbol``
+ext 2 char                 ``Char``                             ``Char``
 ext 3 ratio                ``Fraction`` (``int`` if whole)       ``Fraction``
 ext 4 set                  ``frozenset``                         ``set``, ``frozenset``
 ext 5/6/7 typed arrays     ``array.array`` ``'i'``/``'f'``/``'d'``  the same three typecodes
@@ -61,12 +61,10 @@ from fractions import Fraction
 from typing import Any
 
 import msgpack
-from edn_format import ImmutableDict
 from msgpack import ExtType
 
-from .edn import Char, Symbol, is_keyword_name
 from .errors import PackError, UnpackError
-from .protocol import Keyword
+from .values import Char, ImmutableDict, Keyword, Symbol, is_keyword_name
 
 __all__ = ["dumps", "loads"]
 

@@ -28,6 +28,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from . import edn
 from .errors import ConfigError, PackError, UnpackError
+from .values import Symbol
 
 __all__ = ["EdnPacker", "GzipPacker", "JsonPacker", "MsgpackPacker", "Packer", "get_packer"]
 
@@ -50,7 +51,7 @@ def _json_default(x: Any) -> Any:
         return str(x)
     if isinstance(x, dt.datetime | dt.date):
         return x.isoformat()
-    if isinstance(x, edn.Symbol):
+    if isinstance(x, Symbol):
         return x.name
     if isinstance(x, bytes | bytearray):
         raise PackError("JSON cannot carry bytes; use a binary packer (msgpack) for them")

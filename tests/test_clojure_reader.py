@@ -29,8 +29,8 @@ from typing import Any, NamedTuple
 import pytest
 
 from flask_sente import protocol
-from flask_sente.edn import Char, Keyword, Symbol
 from flask_sente.packers import EdnPacker
+from flask_sente.values import Char, Keyword, Symbol
 
 EDN = EdnPacker()
 SEED = 20261128

@@ -11,13 +11,12 @@ from fractions import Fraction
 from typing import Any
 
 import pytest
-from edn_format import ImmutableDict
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flask_sente import edn
-from flask_sente.edn import Char, Keyword, Symbol
 from flask_sente.errors import PackError, UnpackError
+from flask_sente.values import Char, ImmutableDict, Keyword, Symbol
 
 K = Keyword
 UTC = dt.UTC

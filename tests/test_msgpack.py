@@ -17,16 +17,14 @@ from typing import Any
 
 import msgpack as stdmsgpack
 import pytest
-from edn_format import ImmutableDict
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flask_sente import protocol
-from flask_sente.edn import Char, Symbol
 from flask_sente.errors import ConfigError, PackError, UnpackError
 from flask_sente.msgpack import dumps, loads
 from flask_sente.packers import MsgpackPacker, get_packer
-from flask_sente.protocol import Keyword
+from flask_sente.values import Char, ImmutableDict, Keyword, Symbol
 from tests.support import PROTOCOL_DIR
 
 VECTORS = PROTOCOL_DIR / "vectors.json"

@@ -13,10 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flask_sente import protocol
-from flask_sente.edn import Symbol
 from flask_sente.errors import ConfigError, PackError, UnpackError
 from flask_sente.packers import EdnPacker, JsonPacker, Packer, get_packer
-from flask_sente.protocol import Keyword
+from flask_sente.values import Keyword, Symbol
 
 PACKERS: list[Packer] = [JsonPacker(), EdnPacker()]
 
