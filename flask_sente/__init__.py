@@ -29,6 +29,7 @@ from .packers import (  # noqa: E402
     JsonPacker,
     MsgpackPacker,
     Packer,
+    TransitPacker,
     get_packer,
 )
 from .protocol import (  # noqa: E402
@@ -84,6 +85,7 @@ __all__ = [
     "RequestSnapshot",
     "Sente",
     "SenteError",
+    "TransitPacker",
     "UnpackError",
     "__version__",
     "allow_origin",

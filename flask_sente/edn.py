@@ -60,7 +60,9 @@ __all__ = [
     "Symbol",
     "add_tag",
     "dumps",
+    "inst_text",
     "is_keyword_name",
+    "java_double",
     "loads",
     "remove_tag",
 ]
@@ -133,7 +135,7 @@ def _value(x: Any, kw: bool) -> str:
     if x is False:
         return "false"
     if t is float:
-        return _double(x)
+        return java_double(x)
     return _other(x, kw)
 
 
@@ -236,7 +238,7 @@ def _other(x: Any, kw: bool) -> str:
     if isinstance(x, int):
         return _value(int(x), kw)
     if isinstance(x, float):
-        return _double(float(x))
+        return java_double(float(x))
     if isinstance(x, list | ImmutableVector):
         return _seq(x, "[", "]", kw)
     if isinstance(x, tuple):
@@ -250,7 +252,7 @@ def _other(x: Any, kw: bool) -> str:
     if isinstance(x, uuid.UUID):
         return f'#uuid "{x}"'
     if isinstance(x, dt.datetime):
-        return f'#inst "{_inst(x)}"'
+        return f'#inst "{inst_text(x)}"'
     if isinstance(x, Decimal):
         return f"{x}M"
     if isinstance(x, Fraction):
@@ -260,8 +262,9 @@ def _other(x: Any, kw: bool) -> str:
     raise PackError(f"edn cannot write a {type(x).__name__}: {x!r}")
 
 
-def _double(x: float) -> str:
-    """Java's ``Double.toString``: shortest digits, scientific outside [1e-3, 1e7)."""
+def java_double(x: float) -> str:
+    """Java's ``Double.toString`` (as of Java 19: the shortest digits that read back the
+    same), scientific outside [1e-3, 1e7); edn's ``##NaN``, ``##Inf`` and ``##-Inf``."""
     if 1e-3 <= x < 1e7 or -1e7 < x <= -1e-3:
         return repr(x)  # Python's shortest repr is fixed-point in this range too
     if math.isnan(x):
@@ -272,15 +275,13 @@ def _double(x: float) -> str:
         return "-0.0" if math.copysign(1.0, x) < 0 else "0.0"
     sign = "-" if x < 0 else ""
     shortest = Decimal(repr(abs(x)))
-    if 1e-3 <= abs(x) < 1e7:
-        text = format(shortest, "f")
-        return sign + (text if "." in text else text + ".0")
     digits = "".join(map(str, shortest.as_tuple().digits)).rstrip("0") or "0"
     exponent = shortest.adjusted()
     return f"{sign}{digits[0]}.{digits[1:] or '0'}E{exponent}"
 
 
-def _inst(d: dt.datetime) -> str:
+def inst_text(d: dt.datetime) -> str:
+    """``d`` as Clojure prints an instant: UTC (naive taken as UTC), milliseconds."""
     if d.tzinfo is not None:
         d = d.astimezone(dt.UTC).replace(tzinfo=None)
     return (

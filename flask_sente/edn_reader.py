@@ -30,7 +30,7 @@ from .edn_scalars import (
     unescape,
 )
 from .errors import UnpackError
-from .values import ImmutableDict, ImmutableVector, Keyword, StringKey, Symbol
+from .values import Keyword, StringKey, Symbol, frozen
 
 __all__ = ["MAX_DEPTH", "read"]
 
@@ -217,7 +217,7 @@ def _close(items: list[Any], kind: int, namespace: str | None) -> Any:
         try:
             members = frozenset(items)
         except TypeError:
-            members = frozenset(map(_freeze, items))
+            members = frozenset(map(frozen, items))
         if len(members) != len(items):
             raise EdnError(_DUPLICATE.format("set members"))
         return members
@@ -227,7 +227,7 @@ def _close(items: list[Any], kind: int, namespace: str | None) -> Any:
     try:
         out = dict(zip(pairs, pairs, strict=False))
     except TypeError:
-        keys = iter(map(_freeze, items[::2]))
+        keys = iter(map(frozen, items[::2]))
         out = dict(zip(keys, items[1::2], strict=False))
     if len(out) * 2 != len(items):
         raise EdnError(_DUPLICATE.format("map keys"))
@@ -235,18 +235,6 @@ def _close(items: list[Any], kind: int, namespace: str | None) -> Any:
 
 
 _DUPLICATE = 'duplicate {} (or ones Python takes as equal, such as :a and "a", or 1 and true)'
-
-
-def _freeze(x: Any) -> Any:
-    """``x`` as a map key or set member must be: hashable, all the way down."""
-    t = type(x)
-    if t is list:
-        return ImmutableVector(map(_freeze, x))
-    if t is dict:
-        return ImmutableDict({k: _freeze(v) for k, v in x.items()})
-    if t is tuple:
-        return tuple(map(_freeze, x))
-    return x
 
 
 def _with_namespace(m: dict[Any, Any], namespace: str) -> dict[Any, Any]:

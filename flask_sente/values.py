@@ -29,6 +29,7 @@ __all__ = [
     "StringKey",
     "Symbol",
     "TaggedValue",
+    "frozen",
     "is_keyword_name",
 ]
 
@@ -155,3 +156,16 @@ def is_keyword_name(s: str) -> bool:
     """Whether ``s`` can be written as the keyword ``:s`` and read back as the same keyword
     by Clojure and by the readers of older flask_sente versions."""
     return bool(_KEYWORD_NAME.match(s))
+
+
+def frozen(x: Any) -> Any:
+    """``x`` as a map key or set member must be: hashable all the way down, vectors as
+    :class:`ImmutableVector` and maps as :class:`ImmutableDict`. What readers return."""
+    t = type(x)
+    if t is list:
+        return ImmutableVector(map(frozen, x))
+    if t is dict:
+        return ImmutableDict({k: frozen(v) for k, v in x.items()})
+    if t is tuple:
+        return tuple(map(frozen, x))
+    return x
