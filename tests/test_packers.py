@@ -36,7 +36,9 @@ def test_get_packer_by_name_or_object() -> None:
     assert repr(get_packer("edn")) == "EdnPacker(keywordize_keys=True)"
 
 
-@pytest.mark.parametrize("bad", ["transit", "gzip+transit", "", 42, object()], ids=repr)
+@pytest.mark.parametrize(
+    "bad", ["fressian", "gzip+fressian", "gzip+gzip+json", "", 42, object()], ids=repr
+)
 def test_get_packer_refuses_what_is_no_packer(bad: Any) -> None:
     with pytest.raises(ConfigError) as caught:
         get_packer(bad)
