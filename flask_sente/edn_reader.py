@@ -43,14 +43,14 @@ _CONSTITUENT = rf'[^{_WS}";^()\[\]{{}}\\]'
 _TOKENS = re.compile(
     "|".join(
         [
-            r'"[^"\\]*(?:\\.[^"\\]*)*"',  # a string
+            rf'[^{_WS}";^()\[\]{{}}\\#]{_CONSTITUENT}*',  # a number, keyword, symbol or constant
             r"[\[\](){}]",
+            r'"[^"\\]*(?:\\.[^"\\]*)*"',  # a string
             r"#[{_]",  # a set, a discard
             rf"#{_CONSTITUENT}*",  # a tag, ##Inf, #:ns (a namespaced map)
             rf"\\.{_CONSTITUENT}*",  # a character
             r";[^\n]*",  # a comment
             r"\^",  # metadata
-            rf"{_CONSTITUENT}+",  # a number, keyword, symbol or constant
             rf"[^{_WS}]",  # anything else: an error, such as an unterminated string
         ]
     ),

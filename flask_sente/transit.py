@@ -66,6 +66,9 @@ _CODES = tuple(
     for i in range(_CACHE_DIGITS * _CACHE_DIGITS)
 )
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+# The transit form of each plain str map key seen, with keywordize_keys.
+_keywordized: dict[str, str] = {}
+_KEYWORDIZED_LIMIT = 4096
 _MILLISECOND = dt.timedelta(milliseconds=1)
 
 
@@ -136,12 +139,13 @@ class _Writer:
             if len(cache) == len(_CODES):
                 cache.clear()
             cache[s] = _CODES[len(cache)]
-        return _json_string(s)
+        out = _encode_string(s)
+        return out if "\\u" not in out else _json_string(s)
 
     def value(self, x: Any) -> str:
         t = type(x)
         if t is str:
-            return _json_string("~" + x if x[:1] in ("~", "^", "`") else x)
+            return _json_string(_escape(x))
         if t is Keyword:
             return self.out("~:" + x, False)
         if t is int:
@@ -208,10 +212,17 @@ class _Writer:
 
     def key(self, k: Any) -> str:
         t = type(k)
-        if t is Keyword or (t is str and self.keywordize and is_keyword_name(k)):
+        if t is Keyword:
             return self.out("~:" + k, True)
+        if t is str and self.keywordize:
+            form = _keywordized.get(k)
+            if form is None:
+                form = "~:" + k if is_keyword_name(k) else _escape(k)
+                if len(_keywordized) < _KEYWORDIZED_LIMIT:
+                    _keywordized[k] = form
+            return self.out(form, True)
         if isinstance(k, str) and not isinstance(k, Keyword | Char):
-            return self.out("~" + k if k[:1] in ("~", "^", "`") else k, True)
+            return self.out(_escape(k), True)
         if k is None:
             return self.out("~_", True)
         if t is bool:
@@ -297,6 +308,11 @@ def _stringable(k: Any) -> bool:
     if isinstance(k, Fraction):
         return k.denominator == 1
     return isinstance(k, str | int | float | Symbol | uuid.UUID | dt.datetime | Decimal | bytes)
+
+
+def _escape(s: str) -> str:
+    """A string as transit writes it: with a ``~`` before a leading ``~``, ``^`` or ```."""
+    return "~" + s if s[:1] in ("~", "^", "`") else s
 
 
 def _integer(n: int) -> str:

@@ -30,6 +30,9 @@ _CACHE_DIGITS = 44
 _CACHE_SIZE = _CACHE_DIGITS * _CACHE_DIGITS
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _SPECIAL_FLOATS = {"NaN": float("nan"), "INF": float("inf"), "-INF": float("-inf")}
+# Keywords already read, by their transit string: most messages repeat the same few.
+_keywords: dict[str, Keyword] = {}
+_KEYWORDS_LIMIT = 4096
 
 
 class _Pairs(list[tuple[str, Any]]):
@@ -85,7 +88,12 @@ class _Reader:
                 first = x[0]
                 if first == "^ ":
                     return self.map(x, 1, depth)
-                if len(x) == 2 and type(first) is str and self.names_tag(first):
+                if (
+                    len(x) == 2
+                    and type(first) is str
+                    and first[:1] in ("~", "^")
+                    and self.names_tag(first)
+                ):
                     return self.tagged(self.string(first, False), x[1], depth)
             out: list[Any] = []
             append = out.append
@@ -116,16 +124,28 @@ class _Reader:
         return False
 
     def string(self, s: str, as_key: bool) -> Any:
-        if len(s) > 3 and (as_key or (s[0] == "~" and s[1] in ":$#")):
+        if s[:2] == "~:":  # a keyword: the commonest tagged string by far
+            value = _keywords.get(s)
+            if value is None:
+                value = Keyword(s[2:])
+                if len(_keywords) < _KEYWORDS_LIMIT:
+                    _keywords[s] = value
+            if len(s) > 3:
+                self.remember(value)
+            return value
+        if len(s) > 3 and (as_key or (s[0] == "~" and s[1] in "$#")):
             value = self.parse(s, as_key)
-            cache = self.cache
-            if len(cache) == _CACHE_SIZE:
-                cache.clear()
-            cache.append(value)
+            self.remember(value)
             return value
         if s[:1] == "^" and s != "^ ":
             return self.cached(s)
         return self.parse(s, as_key)
+
+    def remember(self, value: Any) -> None:
+        cache = self.cache
+        if len(cache) == _CACHE_SIZE:
+            cache.clear()
+        cache.append(value)
 
     def cached(self, code: str) -> Any:
         if len(code) == 2:
@@ -143,9 +163,11 @@ class _Reader:
         if s[:1] != "~":
             return StringKey(s) if as_key else s
         tag, rep = s[1:2], s[2:]
+        if not tag:
+            raise _Error("a lone ~ is no transit string (the string ~ is written ~~)")
         if tag == ":":
             return Keyword(rep)
-        if tag in "~^`" and tag:
+        if tag in "~^`":
             return StringKey(s[1:]) if as_key else s[1:]
         if tag == "#":
             return _Tag(rep)
