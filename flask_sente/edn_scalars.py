@@ -8,7 +8,6 @@ raises :class:`EdnError` for what Clojure would refuse.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import re
 import uuid
@@ -140,15 +139,13 @@ def number(tok: str) -> Any:
 
 def unescape(body: str) -> str:
     text = _ESCAPE.sub(_escaped, body)
-    if _SURROGATE.search(text):
-        # \ud83d\ude00 is one character, as in Java; a lone surrogate stays one, as Java
-        # and the json module keep it.
-        with contextlib.suppress(UnicodeDecodeError):
-            text = text.encode("utf-16", "surrogatepass").decode("utf-16")
+    if _SURROGATE.search(text):  # \ud83d\ude00 is one character, as in Java; a lone
+        # surrogate stays one, as Java and the json module keep it
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "surrogatepass")
     return text
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def _escaped(m: re.Match[str]) -> str:

@@ -264,6 +264,7 @@ def test_reads_these_as_edn_format_does(text: str) -> None:
         ("[0x1F 2r101 36rZZ -0x10 0X1fN]", [31, 5, 1295, -16, 31]),
         ('"\\101\\7"', "A\x07"),  # octal escapes in strings
         ('"\\ud83d\\ude00"', "😀"),  # a surrogate pair is one character
+        ('"\\ud83d\\ude00 \\ud800"', "😀 \ud800"),  # and a lone one stays
         ("#:a{b 1, _/c 2}", {Symbol("a/b"): 1, Symbol("c"): 2}),
         ("## Inf", math.inf),
         ("[1.] ", [1.0]),
