@@ -37,23 +37,30 @@ __all__ = ["MAX_DEPTH", "read"]
 #: How deeply collections (and ``#_``, ``#tag`` and ``^meta`` prefixes) may nest.
 MAX_DEPTH = 256
 
-# Java's Character.isWhitespace, plus the comma.
-_WS = "\t\n\x0b\x0c\r\x1c-\x1f ,\u1680\u2000-\u2006\u2008-\u200a\u2028\u2029\u205f\u3000"
+# Java's Character.isWhitespace, plus the comma: as characters, and as a regex class.
+_WS_RANGES = [(0x09, 0x0D), (0x1C, 0x20), (0x2C, 0x2C), (0x1680, 0x1680), (0x2000, 0x2006)]
+_WS_RANGES += [(0x2008, 0x200A), (0x2028, 0x2029), (0x205F, 0x205F), (0x3000, 0x3000)]
+_WS_CHARS = "".join(chr(c) for first, last in _WS_RANGES for c in range(first, last + 1))
+_WS = re.escape(_WS_CHARS)
 _CONSTITUENT = rf'[^{_WS}";^()\[\]{{}}\\]'
+# Each match is the whitespace before a token, and the token (group 1). Text must not end
+# in whitespace: there, each position would scan the rest of it again.
 _TOKENS = re.compile(
-    "|".join(
+    rf"[{_WS}]*+("
+    + "|".join(
         [
-            rf'[^{_WS}";^()\[\]{{}}\\#]{_CONSTITUENT}*',  # a number, keyword, symbol or constant
+            rf'[^{_WS}";^()\[\]{{}}\\#]{_CONSTITUENT}*+',  # a number, keyword, symbol or constant
             r"[\[\](){}]",
-            r'"[^"\\]*(?:\\.[^"\\]*)*"',  # a string
+            r'"[^"\\]*+(?:\\.[^"\\]*+)*+"',  # a string
             r"#[{_]",  # a set, a discard
-            rf"#{_CONSTITUENT}*",  # a tag, ##Inf, #:ns (a namespaced map)
-            rf"\\.{_CONSTITUENT}*",  # a character
-            r";[^\n]*",  # a comment
+            rf"#{_CONSTITUENT}*+",  # a tag, ##Inf, #:ns (a namespaced map)
+            rf"\\.{_CONSTITUENT}*+",  # a character
+            r";[^\n]*+",  # a comment
             r"\^",  # metadata
             rf"[^{_WS}]",  # anything else: an error, such as an unterminated string
         ]
-    ),
+    )
+    + ")",
     re.DOTALL,
 )
 
@@ -66,6 +73,7 @@ _NOTHING = object()
 def read(text: str, package: str | bytes) -> Any:
     """The first value in ``text`` (None for none; what follows it is ignored, as Clojure's
     ``read-string`` ignores it); ``package`` goes into any UnpackError."""
+    text = text.rstrip(_WS_CHARS)
     tokens = _TOKENS.findall(text)
     it = iter(tokens)
     top: list[Any] = []
@@ -91,12 +99,19 @@ def read(text: str, package: str | bytes) -> Any:
                 if kind == _MAP and not len(items) & 1:
                     v = StringKey(v)
             elif "0" <= c <= "9":
-                if tok.isdigit() and tok.isascii() and (c != "0" or len(tok) == 1):
-                    v = int(tok)
-                elif "." in tok and tok.replace(".", "", 1).isdigit() and tok.isascii():
-                    v = float(tok)  # 1.5, 1., 01.5: what floatPat takes without an exponent
+                if tok.isdigit() and tok.isascii():
+                    v = int(tok) if c != "0" or len(tok) == 1 else number(tok)  # 017 is octal
+                elif tok.isascii() and "_" not in tok:
+                    try:  # float() takes what floatPat takes (1.5, 1., 1e5), and M, N, x, /
+                        v = float(tok)  # are not floats to it
+                    except ValueError:
+                        v = number(tok)
                 else:
                     v = number(tok)
+            elif c in "tfn":  # true, false, nil, or a symbol
+                v = _CONSTANTS.get(tok, _NOTHING)
+                if v is _NOTHING:
+                    v = symbol(tok)
             elif c in "[({" or tok == "#{":
                 if len(stack) >= MAX_DEPTH:
                     raise EdnError(f"collections nest more than {MAX_DEPTH} deep")
@@ -203,7 +218,7 @@ def _located(text: str, done: int, at_end: bool, message: str) -> str:
     if not at_end:
         for i, match in enumerate(_TOKENS.finditer(text)):
             if i == done - 1:
-                position = match.start()
+                position = match.start(1)
                 break
     near = text[position : position + 40]
     return f"not valid edn at position {position} ({near!r}): {message}"
