@@ -236,11 +236,11 @@ class Respeller:
         out: list[str] = []
         end = 0
         for match in _TOKENS.finditer(text):
-            gap = text[end : match.start()]
+            gap = text[end : match.start(1)]
             if gap and rng.random() < 0.5:
                 gap = rng.choice([" ", ",", " , ", "\t", ",,", "  "])
             out.append(gap)
-            tok = match.group()
+            tok = match.group(1)
             if tok[0] not in ")]}" and rng.random() < 0.06:
                 out.append(rng.choice(["#_ :x ", "#_[1 2] ", "#_#_ 1 2 "]))
             if (tok[0] in "[{(" or tok == "#{") and rng.random() < 0.05:
