@@ -151,6 +151,10 @@ def _seq(xs: Any, open_: str, close: str, kw: bool) -> str:
             append(":" + x)
         elif t is int and _LONG_MIN <= x <= _LONG_MAX:
             append(repr(x))
+        elif t is dict:
+            append(_map(x, kw))
+        elif t is list:
+            append(_seq(x, "[", "]", kw))
         else:
             append(_value(x, kw))
     return open_ + " ".join(parts) + close
@@ -181,6 +185,10 @@ def _map(m: Mapping[Any, Any], kw: bool) -> str:
             append(key + "false")
         elif v is None:
             append(key + "nil")
+        elif t is list:
+            append(key + _seq(v, "[", "]", kw))
+        elif t is dict:
+            append(key + _map(v, kw))
         else:
             append(key + _value(v, kw))
     return "{" + ", ".join(parts) + "}"

@@ -175,6 +175,10 @@ class _Writer:
                 append(self.out("~:" + x, False))
             elif t is int and -_JSON_INT <= x <= _JSON_INT:
                 append(repr(x))
+            elif t is dict:
+                append(self.map(x))
+            elif t is list:
+                append(self.array(x))
             else:
                 append(self.value(x))
         return "[" + ",".join(parts) + "]"
@@ -192,6 +196,14 @@ class _Writer:
                 value = _json_string(v)
             elif t is int and -_JSON_INT <= v <= _JSON_INT:
                 value = repr(v)
+            elif t is Keyword:
+                value = self.out("~:" + v, False)
+            elif v is True or v is False:
+                value = "true" if v else "false"
+            elif t is list:
+                value = self.array(v)
+            elif t is dict:
+                value = self.map(v)
             else:
                 value = self.value(v)
             if verbose:
