@@ -88,6 +88,8 @@ def dumps(value: Any, *, keywordize_keys: bool = True) -> str:
 
 def loads(text: str | bytes) -> Any:
     """Read one edn value; raises :class:`UnpackError` carrying ``text`` when it cannot."""
+    if type(text) is str:
+        return read(text, text)
     if isinstance(text, bytes | bytearray):
         text = bytes(text)
         try:

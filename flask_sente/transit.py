@@ -80,6 +80,8 @@ def dumps(value: Any, *, keywordize_keys: bool = True, verbose: bool = False) ->
 def loads(text: str | bytes) -> Any:
     """One transit JSON value (``:json`` or ``:json-verbose``); raises :class:`UnpackError`
     carrying ``text`` when it cannot."""
+    if type(text) is str:
+        return read(text, text)
     if isinstance(text, bytes | bytearray):
         text = bytes(text)
         try:
