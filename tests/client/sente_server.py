@@ -35,12 +35,12 @@ from flask_sente.protocol import (
     PONG,
     TIMEOUT,
     WS_PING,
+    Keyword,
     handshake_event,
     has_ajax_cb,
     pack,
     unpack,
 )
-from flask_sente.values import Keyword
 
 CSRF = "test-csrf-token"
 HANDSHAKE_DATA = {"hello": "world", "n": 1}

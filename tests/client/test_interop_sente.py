@@ -17,8 +17,7 @@ import requests
 
 from flask_sente.client import Client
 from flask_sente.errors import ReplyTimeout
-from flask_sente.protocol import NIL_UID
-from flask_sente.values import Keyword
+from flask_sente.protocol import NIL_UID, Keyword
 from tests.client.helpers import next_id, next_matching, wait_until
 from tests.client.sente_server import CSRF, ScriptedSente
 
