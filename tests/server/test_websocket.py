@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from flask_sente.values import Keyword
+from flask_sente.protocol import Keyword
 from tests.server.harness import WsPeer, running
 
 
