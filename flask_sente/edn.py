@@ -1,8 +1,8 @@
 """edn as Clojure reads and prints it, with a documented Python mapping.
 
-Both directions are flask_sente's own: reading in :mod:`flask_sente.edn_reader` (what
-``clojure.edn/read-string`` accepts, at close to JSON speed), writing here, exactly as
-Clojure's ``pr-str`` prints, since a flask_sente server must be byte-for-byte
+Both directions are flask_sente's own, in pure Python: reading in
+:mod:`flask_sente.edn_reader` (what ``clojure.edn/read-string`` reads), writing here,
+exactly as Clojure's ``pr-str`` prints, since a flask_sente server must be byte-for-byte
 indistinguishable from a Sente server.
 
 =====================  ==============================  ==============================
