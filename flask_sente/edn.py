@@ -210,7 +210,7 @@ def _key(k: Any, kw: bool) -> str:
         if t is str
         else None
     )
-    if cache is not None and len(cache) < _KEYS_LIMIT:
+    if cache is not None and len(cache) < _KEYS_LIMIT and len(k) <= _CACHED_LENGTH:
         cache[k] = key
     return key
 
@@ -221,6 +221,7 @@ _keyword_keys: dict[str, str] = {}
 _keywordized_keys: dict[str, str] = {}
 _string_keys: dict[str, str] = {}
 _KEYS_LIMIT = 4096
+_CACHED_LENGTH = 64  # longer keys are not kept: a peer must not fill memory with them
 
 
 def _string(s: str) -> str:

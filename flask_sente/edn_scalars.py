@@ -45,6 +45,7 @@ _INST = re.compile(
 _DIGITS = "0123456789"
 # Keywords and symbols already read, by token: most messages repeat the same few.
 _CACHE_LIMIT = 4096
+_CACHED_LENGTH = 64  # longer names are not kept: a peer must not fill memory with them
 KEYWORDS: dict[str, Keyword] = {}
 SYMBOLS: dict[str, Symbol] = {}
 
@@ -87,7 +88,7 @@ def keyword(tok: str) -> Keyword:
     if not is_name(tok):
         raise EdnError(f"invalid keyword {tok}")
     kw = Keyword(tok[1:])
-    if len(KEYWORDS) < _CACHE_LIMIT:
+    if len(KEYWORDS) < _CACHE_LIMIT and len(tok) <= _CACHED_LENGTH:
         KEYWORDS[tok] = kw
     return kw
 
@@ -100,7 +101,7 @@ def symbol(tok: str) -> Symbol:
         if not is_name(tok):
             raise EdnError(f"invalid token {tok}")
         sym = Symbol(tok)
-        if len(SYMBOLS) < _CACHE_LIMIT:
+        if len(SYMBOLS) < _CACHE_LIMIT and len(tok) <= _CACHED_LENGTH:
             SYMBOLS[tok] = sym
     return sym
 

@@ -66,7 +66,8 @@ _CODES = tuple(
     for i in range(_CACHE_DIGITS * _CACHE_DIGITS)
 )
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-# The transit form of each plain str map key seen, with keywordize_keys.
+# The transit form of each plain str map key seen, with keywordize_keys; only short keys,
+# so that a peer cannot fill memory with them.
 _keywordized: dict[str, str] = {}
 _KEYWORDIZED_LIMIT = 4096
 _MILLISECOND = dt.timedelta(milliseconds=1)
@@ -232,7 +233,7 @@ class _Writer:
             form = _keywordized.get(k)
             if form is None:
                 form = "~:" + k if is_keyword_name(k) else _escape(k)
-                if len(_keywordized) < _KEYWORDIZED_LIMIT:
+                if len(_keywordized) < _KEYWORDIZED_LIMIT and len(k) <= 64:
                     _keywordized[k] = form
             return self.out(form, True)
         if isinstance(k, str) and not isinstance(k, Keyword | Char):

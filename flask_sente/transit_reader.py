@@ -30,7 +30,8 @@ _CACHE_DIGITS = 44
 _CACHE_SIZE = _CACHE_DIGITS * _CACHE_DIGITS
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _SPECIAL_FLOATS = {"NaN": float("nan"), "INF": float("inf"), "-INF": float("-inf")}
-# Keywords already read, by their transit string: most messages repeat the same few.
+# Keywords already read, by their transit string: most messages repeat the same few. Only
+# short ones are kept, so that a peer cannot fill memory with them.
 _keywords: dict[str, Keyword] = {}
 _KEYWORDS_LIMIT = 4096
 
@@ -128,7 +129,7 @@ class _Reader:
             value = _keywords.get(s)
             if value is None:
                 value = Keyword(s[2:])
-                if len(_keywords) < _KEYWORDS_LIMIT:
+                if len(_keywords) < _KEYWORDS_LIMIT and len(s) <= 66:
                     _keywords[s] = value
             if len(s) > 3:
                 self.remember(value)

@@ -431,3 +431,14 @@ def test_values_read_are_those_of_the_mapping() -> None:
         uuid.UUID,
         dt.datetime,
     ]
+
+
+def test_long_names_are_not_kept_in_the_caches() -> None:
+    from flask_sente.edn_scalars import KEYWORDS, SYMBOLS
+
+    long_name = "a" * 1000
+    assert edn.loads(f"[:{long_name} {long_name}]") == [Keyword(long_name), Symbol(long_name)]
+    assert f":{long_name}" not in KEYWORDS and long_name not in SYMBOLS
+    edn.dumps({long_name: 1})
+    assert edn.loads(":short-enough") == Keyword("short-enough")
+    assert ":short-enough" in KEYWORDS

@@ -353,3 +353,12 @@ def test_damaged_payloads_raise_unpack_error_or_read(text: str, data: st.DataObj
     insert = data.draw(st.sampled_from(["", "[", "]", '"', "^", "~", "^1", '"~#set",', "{", ","]))
     with contextlib.suppress(UnpackError):
         transit.loads(text[:at] + insert + text[at + cut :])
+
+
+def test_long_keywords_are_not_kept_in_the_cache() -> None:
+    from flask_sente import transit_reader
+
+    long_name = "k" * 1000
+    assert transit.loads(f'["~:{long_name}"]') == [K(long_name)]
+    assert f"~:{long_name}" not in transit_reader._keywords
+    assert transit.dumps({long_name: 1}) == f'["^ ","~:{long_name}",1]'
