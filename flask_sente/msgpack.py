@@ -84,7 +84,12 @@ __all__ = ["KEY_CACHE_SIZE", "dumps", "loads"]
 
 _INT64_MIN, _INT64_MAX, _UINT64_MAX = -(2**63), 2**63 - 1, 2**64 - 1
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_keyword_name = functools.lru_cache(maxsize=4096)(is_keyword_name)
+_cached_keyword_name = functools.lru_cache(maxsize=4096)(is_keyword_name)
+_CACHED_LENGTH = 64  # longer names are not kept: a peer must not fill memory with them
+
+
+def _keyword_name(s: str) -> bool:
+    return _cached_keyword_name(s) if len(s) <= _CACHED_LENGTH else is_keyword_name(s)
 
 
 def dumps(value: Any, *, keywordize_keys: bool = True) -> bytes:
@@ -171,8 +176,12 @@ def _ext(code: int, data: bytes) -> bytes:
     return head + data
 
 
-@functools.lru_cache(maxsize=4096)
 def _keyword(name: str) -> bytes:
+    return _cached_keyword(name) if len(name) <= _CACHED_LENGTH else _ext(KEYWORD, name.encode())
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_keyword(name: str) -> bytes:
     return _ext(KEYWORD, name.encode())
 
 
