@@ -119,11 +119,7 @@ def read(text: str, package: str | bytes) -> Any:
                 items, kind, extra = [], _OPENERS[c], None
                 continue
             elif c in "]})":
-                if _CLOSERS.get(kind) != c:
-                    raise EdnError(f"unexpected {c}" + _expected(kind))
-                if kind == _VECTOR:
-                    v = items
-                elif kind == _MAP and extra is None and not len(items) & 1:
+                if kind == _MAP and c == "}" and extra is None and not len(items) & 1:
                     pairs = iter(items)
                     try:
                         v = dict(zip(pairs, pairs, strict=False))
@@ -131,8 +127,12 @@ def read(text: str, package: str | bytes) -> Any:
                         v = _close(items, kind, extra)
                     if len(v) * 2 != len(items):
                         raise EdnError(_DUPLICATE.format("map keys"))
-                else:
+                elif kind == _VECTOR and c == "]":
+                    v = items
+                elif _CLOSERS.get(kind) == c:
                     v = _close(items, kind, extra)
+                else:
+                    raise EdnError(f"unexpected {c}" + _expected(kind))
                 items, kind, extra = stack.pop()
             elif c in "+-" and tok[1:2].isdigit():
                 v = number(tok)
