@@ -12,8 +12,8 @@ edn                    Python (read)                   Python (written as that e
 ``42`` ``42N``         ``int``                         ``int`` (``N`` past 64 bits)
 ``1.5`` ``1.5M``       ``float`` / ``Decimal``
 ``1/3``                ``Fraction``
-``"s"``                ``str`` (``StringKey`` as a map key)
-``\\a``                ``Char`` (a ``str``)
+``"s"``                ``str``; keys ``StringKey``
+``\\a``                 ``Char`` (a ``str``)
 ``:ns/name``           ``Keyword`` (a ``str``)         ``Keyword``; also ``str`` map keys
 ``sym``                ``Symbol``
 ``[...]``              ``list``                        ``list``

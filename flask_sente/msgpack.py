@@ -16,11 +16,11 @@ bin                        ``bytes``                             ``bytes``, ``by
 array                      ``list``                              ``list``, ``tuple``
 map                        ``dict``                              ``dict``, any ``Mapping``
 ext 0 keyword              ``Keyword``                           ``Keyword``; ``str`` map keys
-ext 1 symbol               ``Symbol``                           ``Symbol``
-ext 2 char                 ``Char``                             ``Char``
+ext 1 symbol               ``Symbol``                            ``Symbol``
+ext 2 char                 ``Char``                              ``Char``
 ext 3 ratio                ``Fraction`` (``int`` if whole)       ``Fraction``
 ext 4 set                  ``frozenset``                         ``set``, ``frozenset``
-ext 5/6/7 typed arrays     ``array.array`` ``'i'``/``'f'``/``'d'``  the same three typecodes
+ext 5/6/7 typed arrays     ``array.array``, ``'i' 'f' 'd'``      the same three typecodes
 ext -1 timestamp           aware ``datetime`` in UTC             ``datetime`` (naive = UTC)
 ext 9 uuid                 ``uuid.UUID``                         ``UUID``
 ext 8                      the map-key cache (never a value)

@@ -6,32 +6,30 @@ in ClojureScript), with the same Python values as the edn packer.
 as ISO strings and no cache. :func:`loads` reads both, as transit's readers do.
 
 =========================  ================================  ==============================
-transit (``:json``)         Python (read)                     Python (written as that)
+transit (``:json``)        Python (read)                     Python (written as that)
 =========================  ================================  ==============================
-``null true false``         ``None True False``
-``1``, ``"~i9007199254740993"``, ``"~n12345678901234567890"``
-                            ``int``                           ``int``: a number within
-                                                              ±(2**53-1), ``~i`` within
-                                                              64 bits, else ``~n``
-``1.5``, ``"~zNaN"``        ``float``                         ``float`` (Java's digits)
-``"~f1.5"``                 ``Decimal``                       ``Decimal``
-``"s"``, ``"~~s"``          ``str`` (``StringKey`` as a key)  ``str``
-``"~:ns/name"``             ``Keyword``                       ``Keyword``; ``str`` map keys
-``"~$sym"``                 ``Symbol``                        ``Symbol``
-``"~cx"``                   ``Char``                          ``Char``
-``"~u..."``                 ``uuid.UUID``                     ``UUID``
-``"~m1577836800000"``       aware ``datetime`` in UTC         ``datetime`` (naive = UTC)
-``"~b..."``                 ``bytes``                         ``bytes``, ``bytearray``
-``[...]``                   ``list``                          ``list``
-``["~#list",[...]]``        ``tuple``                         ``tuple``
-``["^ ",k,v,...]``          ``dict``                          ``dict``, any ``Mapping``
-``["~#cmap",[k,v,...]]``    ``dict`` (keys not strings)       a map with a composite key
-``["~#set",[...]]``         ``frozenset``                     ``set``, ``frozenset``
-``["~#ratio",[n,d]]``       ``Fraction``                      ``Fraction``
-other tags                  ``TaggedValue``                   ``TaggedValue``
+``null true false``        ``None True False``
+``1`` ``"~i1"`` ``"~n1"``  ``int``                           ``int`` (number/``~i``/``~n``)
+``1.5``, ``"~zNaN"``       ``float``                         ``float`` (Java's digits)
+``"~f1.5"``                ``Decimal``                       ``Decimal``
+``"s"``, ``"~~s"``         ``str`` (``StringKey`` as a key)  ``str``
+``"~:ns/name"``            ``Keyword``                       ``Keyword``; ``str`` map keys
+``"~$sym"``                ``Symbol``                        ``Symbol``
+``"~cx"``                  ``Char``                          ``Char``
+``"~u..."``                ``uuid.UUID``                     ``UUID``
+``"~m1577836800000"``      aware ``datetime`` in UTC         ``datetime`` (naive = UTC)
+``"~b..."``                ``bytes``                         ``bytes``, ``bytearray``
+``[...]``                  ``list``                          ``list``
+``["~#list",[...]]``       ``tuple``                         ``tuple``
+``["^ ",k,v,...]``         ``dict``                          ``dict``, any ``Mapping``
+``["~#cmap",[k,v,...]]``   ``dict`` (keys not strings)       a map with a composite key
+``["~#set",[...]]``        ``frozenset``                     ``set``, ``frozenset``
+``["~#ratio",[n,d]]``      ``Fraction``                      ``Fraction``
+other tags                 ``TaggedValue``                   ``TaggedValue``
 =========================  ================================  ==============================
 
-Each message has its own cache, on both sides: a map key of 4 characters or more, and a
+An ``int`` is a JSON number up to 2**53-1, ``~i`` up to 64 bits and ``~n`` past that. Each
+message has its own cache, on both sides: a map key of 4 characters or more, and a
 keyword, symbol or tag of 4 or more anywhere, is written in full the first time and as a
 ``^`` code (``^0`` ... ``^9``, ``^:`` ...) after that. Strings are JSON-escaped as Jackson
 escapes them; doubles are written as Java prints them. With ``keywordize_keys`` plain
