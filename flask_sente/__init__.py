@@ -30,6 +30,7 @@ from .packers import (  # noqa: E402
     JsonPacker,
     MsgpackPacker,
     Packer,
+    TransitPacker,
     get_packer,
 )
 from .protocol import (  # noqa: E402
@@ -81,6 +82,7 @@ __all__ = [
     "RequestSnapshot",
     "Sente",
     "SenteError",
+    "TransitPacker",
     "UnpackError",
     "UsageError",
     "__version__",

@@ -14,10 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flask_sente import protocol
-from flask_sente.edn import Symbol
 from flask_sente.errors import ConfigError, PackError, UnpackError
 from flask_sente.packers import EdnPacker, JsonPacker, Packer, get_packer
-from flask_sente.protocol import Keyword
+from flask_sente.values import Keyword, Symbol
 
 PACKERS: list[Packer] = [JsonPacker(), EdnPacker()]
 
@@ -38,7 +37,9 @@ def test_get_packer_by_name_or_object() -> None:
     assert repr(get_packer("edn")) == "EdnPacker(keywordize_keys=True)"
 
 
-@pytest.mark.parametrize("bad", ["transit", "gzip+transit", "", 42, object()], ids=repr)
+@pytest.mark.parametrize(
+    "bad", ["fressian", "gzip+fressian", "gzip+gzip+json", "", 42, object()], ids=repr
+)
 def test_get_packer_refuses_what_is_no_packer(bad: Any) -> None:
     with pytest.raises(ConfigError) as caught:
         get_packer(bad)

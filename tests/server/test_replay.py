@@ -43,6 +43,8 @@ REPLAYS = [
     ("raw-ajax-close-probe", "edn"),
     ("cljs-ws-msgpack", "msgpack"),
     ("cljs-ajax-msgpack", "msgpack"),
+    ("cljs-ws-transit", "transit"),
+    ("cljs-ajax-transit", "transit"),
 ]
 
 #: The real server's options, from the transcripts' README.
