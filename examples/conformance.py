@@ -2,8 +2,9 @@
 
 Used by this project's protocol tests and by any outside conformance client::
 
-    python examples/conformance.py --port 8090 [--packer json|edn|transit|msgpack|gzip+...] [--csrf-token T]
-        [--allowed-origin O ...] [--lp-timeout-ms N] [--ws-kalive-ms N] [--ws-ping-timeout-ms N]
+    python examples/conformance.py --port 8090 [--packer json|edn|transit|msgpack|gzip+...]
+        [--csrf-token T] [--allowed-origin O ...] [--lp-timeout-ms N] [--ws-kalive-ms N]
+        [--ws-ping-timeout-ms N]
 
 or under gunicorn, with the same options from the environment (SENTE_PACKER,
 SENTE_CSRF_TOKEN, SENTE_ALLOWED_ORIGINS comma-separated, SENTE_LP_TIMEOUT_MS,
