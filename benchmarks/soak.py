@@ -1,20 +1,25 @@
-"""Soak: does the server's memory stay flat under churned connections? (run by hand, not a test)
+"""Soak: does memory stay flat under churned connections, in one process and through Redis?
 
-    python benchmarks/soak.py [--minutes 10] [--clients 150] [--max-growth-mib 16]
+    python benchmarks/soak.py [--setup both|one|redis] [--minutes 10] [--clients 150]
 
-Starts the conformance app under gunicorn (one gthread worker) on 127.0.0.1, then for a
-bounded time runs ``--clients`` client threads, each churning connections: a WebSocket or an
-Ajax client (half and half) with a new client-id connects, makes a request and waits for its
-reply, asks for a push and waits for it, receives a push sent from another request
-(``GET /push``), and disconnects. uids repeat, so slots are reused as well as made anew.
+Runs the conformance app under gunicorn (gthread, 64 threads a worker) on 127.0.0.1 in each
+set-up, one after the other, ``--minutes`` each:
 
-Every ``--interval`` seconds it samples the worker's resident memory (``VmRSS`` of the
-gunicorn master's child process) and prints it. At the end it prints the RSS at start, after
-warm-up and at the end, and the least-squares slope after warm-up and over its second half
-(a one-off step raises the first; a steady leak raises both). It exits 1 when RSS grew more
-than ``--max-growth-mib`` after warm-up, when the worker died or was replaced, or when more
-than ``--max-error-rate`` of the cycles failed. Every request is bounded by a timeout, and
-the gunicorn process group is stopped on the way out, whatever happens.
+* ``one``: one worker, no broker (the default deployment);
+* ``redis``: two workers sharing a Redis bus (a ``redis-server`` started here, on a free
+  port), so pushes, presence and Ajax polls cross workers.
+
+Meanwhile ``--clients`` threads churn channel sockets over both transports
+(``benchmarks/soak_clients.py``). Every ``--interval`` seconds it samples the resident memory
+(``VmRSS``) of each worker and of ``redis-server``, and prints it. At the end it prints, per
+process, RSS at start (before any client), after warm-up and at the end (means of three
+samples), and the least-squares slope over the second half of the run, with the cycles and
+failures of each set-up: a table ready for ``docs/reliability.md``. A step (an allocator
+arena, a high-water mark) shows in the growth but not in the late slope; a leak shows in both.
+
+It exits 1 when a process grew more than ``--max-growth-mib`` after warm-up, when a worker
+died or was replaced, or when more than ``--max-error-rate`` of the cycles failed. Every
+request is bounded by a timeout, and every process started here is stopped on the way out.
 """
 
 from __future__ import annotations
@@ -22,96 +27,50 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import queue
-import random
-import re
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-import uuid
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import requests
-import websocket
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from flask_sente.packers import get_packer  # noqa: E402
-from flask_sente.protocol import new_cb_uuid, pack, unpack  # noqa: E402
+from benchmarks.soak_clients import TIMEOUT_S, Stats, client_thread  # noqa: E402
 
-PACKER = get_packer("json")
-TIMEOUT_S = 10.0
-UIDS_PER_CLIENT = 5
-
-
-# ---------------------------------------------------------------------------- the server
+SETUPS = {"one": "one process", "redis": "Redis bus, 2 workers"}
+#: The conformance app records uidport events in Redis for the cluster tests; not here.
+UIDPORT_RECORD = "conformance:uidport"
 
 
-class Gunicorn:
-    """The conformance app under gunicorn -k gthread, in its own process group."""
+# ---------------------------------------------------------------------------- processes
 
-    def __init__(self, threads: int) -> None:
-        env = {
-            **os.environ,
-            "PYTHONUNBUFFERED": "1",
-            "SENTE_LP_TIMEOUT_MS": "5000",
-        }
-        argv = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-k",
-            "gthread",
-            "-w",
-            "1",
-            "--threads",
-            str(threads),
-            "-b",
-            "127.0.0.1:0",
-            "--graceful-timeout",
-            "3",
-            "--log-level",
-            "info",
-            "examples.conformance:create_app()",
-        ]
+
+class Started:
+    """A process group started here, stopped (SIGTERM, then SIGKILL) by :meth:`stop`."""
+
+    def __init__(self, argv: list[str], env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(
             argv,
             cwd=ROOT,
-            env=env,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,
         )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.log_tail: list[str] = []
+        self.log: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
-        deadline = time.monotonic() + 30
-        while True:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("gunicorn did not start:\n" + "".join(self.log_tail))
-            try:
-                line = self.lines.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            match = re.search(r"Listening at: (http://\S+)", line)
-            if match:
-                self.url = match.group(1).rstrip("/")
-                break
-        self.worker_pid = wait_for(lambda: single_child(self.proc.pid), 30, "gunicorn worker")
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
-            self.log_tail = [*self.log_tail[-200:], line]
-            self.lines.put(line)
+            self.log = [*self.log[-200:], line]
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -125,24 +84,53 @@ class Gunicorn:
                 self.proc.wait(5)
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_redis(workdir: str) -> tuple[Started, str]:
+    port = free_port()
+    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    server = Started([*argv, "--appendonly", "no", "--dir", workdir])
+    wait_for(lambda: "Ready to accept" in "".join(server.log), 20, "redis-server")
+    return server, f"redis://127.0.0.1:{port}/0"
+
+
+#: A gunicorn config file: each worker says when it has loaded the app.
+READY_HOOK = """
+def post_worker_init(worker):
+    print("soak: worker", worker.pid, "ready", flush=True)
+"""
+
+
+def start_gunicorn(
+    workers: int, threads: int, env: dict[str, str], workdir: str
+) -> tuple[Started, str]:
+    port = free_port()
+    hook = Path(workdir) / "ready.py"
+    hook.write_text(READY_HOOK)
+    argv = [sys.executable, "-m", "gunicorn", "-c", str(hook), "-k", "gthread"]
+    argv += ["-w", str(workers), "--threads", str(threads), "-b", f"127.0.0.1:{port}"]
+    server = Started([*argv, "--graceful-timeout", "3", "examples.conformance:create_app()"], env)
+    ready = lambda: "".join(server.log).count("soak: worker") == workers  # noqa: E731
+    wait_for(ready, 60, "gunicorn workers with the app loaded")
+    return server, f"http://127.0.0.1:{port}"
+
+
 def children(pid: int) -> list[int]:
     """The child processes of ``pid``, from /proc."""
     path = Path(f"/proc/{pid}/task/{pid}/children")
     with contextlib.suppress(OSError):
-        return [int(p) for p in path.read_text().split()]
+        return sorted(int(p) for p in path.read_text().split())
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError, IndexError, ValueError):
-                stat = (entry / "stat").read_text()
-                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
                     found.append(int(entry.name))
-    return found
-
-
-def single_child(pid: int) -> int | None:
-    kids = children(pid)
-    return kids[0] if len(kids) == 1 else None
+    return sorted(found)
 
 
 def rss_kib(pid: int) -> int | None:
@@ -163,126 +151,90 @@ def wait_for(predicate: Any, timeout: float, what: str) -> Any:
     raise RuntimeError(f"no {what} within {timeout} s")
 
 
-# ---------------------------------------------------------------------------- the clients
-
-
-class CycleError(Exception):
-    pass
-
-
-def events_of(value: Any) -> list[Any]:
-    """The events of a push batch (or of a handshake / timeout, which has none)."""
-    if isinstance(value, list) and value and all(isinstance(e, list) for e in value):
-        return value
-    return []
-
-
-def ws_cycle(url: str, http: requests.Session, uid: str) -> None:
-    client_id = str(uuid.uuid4())
-    ws = websocket.create_connection(
-        f"{url.replace('http', 'ws', 1)}/chsk?client-id={client_id}&uid={uid}", timeout=TIMEOUT_S
-    )
-    try:
-
-        def recv_until(want: Any) -> Any:
-            deadline = time.monotonic() + TIMEOUT_S
-            while time.monotonic() < deadline:
-                value, cb = unpack(PACKER, ws.recv())
-                found = want(value, cb)
-                if found is not None:
-                    return found
-            raise CycleError("ws: nothing expected within the timeout")
-
-        recv_until(lambda v, cb: v if isinstance(v, list) and v[:1] == ["chsk/handshake"] else None)
-        cb = new_cb_uuid()
-        token = uuid.uuid4().hex
-        ws.send(pack(PACKER, ["test/echo", token], cb))
-        reply = recv_until(lambda v, c: v if c == cb else None)
-        if reply != {"echo": token}:
-            raise CycleError(f"ws: wrong reply {reply!r}")
-        ws.send(pack(PACKER, ["test/push-me", token], None))
-        pushed = ["test/pushed", {"got": token}]
-        recv_until(lambda v, c: True if pushed in events_of(v) else None)
-        oob = uuid.uuid4().hex
-        http.get(f"{url}/push", params={"uid": uid, "data": oob}, timeout=TIMEOUT_S)
-        recv_until(lambda v, c: True if ["test/oob-push", oob] in events_of(v) else None)
-    finally:
-        with contextlib.suppress(Exception):
-            ws.close()
-
-
-def ajax_cycle(url: str, http: requests.Session, uid: str) -> None:
-    client_id = str(uuid.uuid4())
-    chsk = f"{url}/chsk"
-
-    def get(**extra: str) -> Any:
-        params = {"client-id": client_id, "uid": uid, "udt": str(int(time.time() * 1000))}
-        response = http.get(chsk, params={**params, **extra}, timeout=TIMEOUT_S)
-        if response.status_code != 200:
-            raise CycleError(f"ajax GET: {response.status_code} {response.text[:80]}")
-        return unpack(PACKER, response.text)[0]
-
-    def post(event: Any, cb: Any) -> Any:
-        data = {"client-id": client_id, "ppstr": pack(PACKER, event, cb)}
-        response = http.post(chsk, data=data, params={"uid": uid}, timeout=TIMEOUT_S)
-        if response.status_code != 200:
-            raise CycleError(f"ajax POST: {response.status_code} {response.text[:80]}")
-        return unpack(PACKER, response.text)[0]
-
-    def poll_until(wanted: Any) -> None:
-        deadline = time.monotonic() + TIMEOUT_S
-        while time.monotonic() < deadline:
-            if wanted in events_of(get()):
-                return
-        raise CycleError(f"ajax: {wanted!r} not received")
-
-    get(**{"handshake?": "true"})
-    token = uuid.uuid4().hex
-    if post(["test/echo", token], "ajax-cb") != {"echo": token}:
-        raise CycleError("ajax: wrong reply")
-    post(["test/push-me", token], None)
-    poll_until(["test/pushed", {"got": token}])
-    oob = uuid.uuid4().hex
-    http.get(f"{url}/push", params={"uid": uid, "data": oob}, timeout=TIMEOUT_S)
-    poll_until(["test/oob-push", oob])
+# ---------------------------------------------------------------------------- one set-up
 
 
 @dataclass
-class Stats:
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    cycles: Counter[str] = field(default_factory=Counter)
-    errors: Counter[str] = field(default_factory=Counter)
-
-    def ok(self, kind: str) -> None:
-        with self.lock:
-            self.cycles[kind] += 1
-
-    def failed(self, kind: str, exc: BaseException) -> None:
-        with self.lock:
-            self.errors[f"{kind}: {type(exc).__name__}: {str(exc)[:60]}"] += 1
+class Result:
+    setup: str
+    stats: Stats
+    #: process name -> [(seconds since start, KiB)]
+    samples: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
+    #: Redis's key count at each sample (mailboxes, presence): it must level off too.
+    keys: list[tuple[float, int]] = field(default_factory=list)
+    failure: str | None = None
 
 
-def client_thread(n: int, url: str, stop: threading.Event, stats: Stats) -> None:
-    rng = random.Random(n)
-    cycle = 0
-    while not stop.is_set():
-        kind = "ws" if rng.random() < 0.5 else "ajax"
-        uid = f"soak-{n}-{cycle % UIDS_PER_CLIENT}"
-        # a new tab each cycle: its HTTP connections, like its client-id, are its own (and
-        # none sits idle between cycles, racing the server's keep-alive timeout)
-        with requests.Session() as http:
-            try:
-                (ws_cycle if kind == "ws" else ajax_cycle)(url, http, uid)
-            except Exception as exc:
-                stats.failed(kind, exc)
-                # a refused or reset connection: back off a little, but stay within the run
-                stop.wait(0.2)
-            else:
-                stats.ok(kind)
-        cycle += 1
+def run_setup(setup: str, args: argparse.Namespace) -> Result:
+    result = Result(setup, Stats())
+    env = {"SENTE_LP_TIMEOUT_MS": "5000"}
+    started: list[Started] = []
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+    workdir = tempfile.TemporaryDirectory(prefix="soak-")
+    try:
+        if setup == "redis":
+            redis_server, redis_url = start_redis(workdir.name)
+            started.append(redis_server)
+            env["SENTE_MESSAGE_QUEUE"] = redis_url
+        workers = 2 if setup == "redis" else 1
+        gunicorn, url = start_gunicorn(workers, args.threads, env, workdir.name)
+        started.append(gunicorn)
+        pids = {f"worker {i + 1}": pid for i, pid in enumerate(children(gunicorn.proc.pid))}
+        if setup == "redis":
+            pids["redis-server"] = redis_server.proc.pid
+        print(f"\n{SETUPS[setup]}: gunicorn at {url}, processes {pids}", flush=True)
+        result.samples = {name: [] for name in pids}
+        start = time.monotonic()
+        end = start + args.minutes * 60
+        print(f"{'t (s)':>7} {'RSS (MiB)':>28} {'cycles':>8} {'failed':>7}", flush=True)
+        while True:
+            now = time.monotonic()
+            if children(gunicorn.proc.pid) != sorted(p for n, p in pids.items() if "worker" in n):
+                result.failure = "a gunicorn worker died or was replaced"
+                break
+            if setup == "redis":
+                redis_client(env["SENTE_MESSAGE_QUEUE"], "DEL", UIDPORT_RECORD)
+                keys = redis_client(env["SENTE_MESSAGE_QUEUE"], "DBSIZE")
+                result.keys.append((now - start, int(keys)))
+            for name, pid in pids.items():
+                result.samples[name].append((now - start, rss_kib(pid) or 0))
+            with result.stats.lock:
+                done = sum(result.stats.cycles.values())
+                failed = sum(result.stats.errors.values())
+            shown = " ".join(f"{s[-1][1] / 1024:.1f}" for s in result.samples.values())
+            print(f"{now - start:7.0f} {shown:>28} {done:8d} {failed:7d}", flush=True)
+            if not threads:  # the first sample is taken before any client
+                for n in range(args.clients):
+                    thread = threading.Thread(
+                        target=client_thread, args=(n, url, stop, result.stats), daemon=True
+                    )
+                    thread.start()
+                    threads.append(thread)
+            if now >= end:
+                break
+            time.sleep(min(args.interval, max(0.0, end - time.monotonic())))
+    except KeyboardInterrupt:
+        result.failure = "interrupted"
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(TIMEOUT_S * 3)
+        for process in reversed(started):
+            process.stop()
+        workdir.cleanup()
+    return result
 
 
-# ---------------------------------------------------------------------------- the run
+def redis_client(url: str, *command: str) -> Any:
+    """One command through redis-py (the bus's own client library)."""
+    import redis
+
+    with contextlib.closing(redis.Redis.from_url(url)) as client:
+        return client.execute_command(*command)
+
+
+# ---------------------------------------------------------------------------- figures
 
 
 def slope_mib_per_min(samples: list[tuple[float, int]]) -> float:
@@ -300,13 +252,95 @@ def mean_mib(samples: list[tuple[float, int]]) -> float:
     return sum(kib for _, kib in samples) / len(samples) / 1024
 
 
+@dataclass
+class Figures:
+    start: float
+    warm: float
+    end: float
+    late_slope: float
+
+    @property
+    def growth(self) -> float:
+        return self.end - self.warm
+
+
+def figures(samples: list[tuple[float, int]], warmup_s: float, run_s: float) -> Figures | None:
+    after = [s for s in samples if s[0] >= warmup_s]
+    late = [s for s in samples if s[0] >= run_s / 2]
+    if len(after) < 4 or len(late) < 3:
+        return None
+    return Figures(
+        start=samples[0][1] / 1024,
+        warm=mean_mib(after[:3]),
+        end=mean_mib(after[-3:]),
+        late_slope=slope_mib_per_min(late),
+    )
+
+
+def table(results: list[Result], args: argparse.Namespace, warmup_s: float) -> str:
+    lines = [
+        "| set-up | process | cycles (WS / Ajax) | failed | RSS start (MiB) | "
+        f"after warm-up ({warmup_s / 60:g} min) | end | slope, second half (MiB/min) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for result in results:
+        cycles = result.stats.cycles
+        failed = sum(result.stats.errors.values())
+        first = True
+        for name, samples in result.samples.items():
+            f = figures(samples, warmup_s, args.minutes * 60)
+            shown = (
+                f"{f.start:.1f} | {f.warm:.1f} | {f.end:.1f} | {f.late_slope:+.3f}"
+                if f is not None
+                else "too few samples | | |"
+            )
+            head = (
+                f"{SETUPS[result.setup]} | {name} | {cycles['ws']:,} / {cycles['ajax']:,} | "
+                f"{failed:,}"
+                if first
+                else f" | {name} | |"
+            )
+            lines.append(f"| {head} | {shown} |")
+            first = False
+    return "\n".join(lines)
+
+
+def verdict(result: Result, args: argparse.Namespace, warmup_s: float) -> str | None:
+    if result.failure is not None:
+        return result.failure
+    for name, samples in result.samples.items():
+        f = figures(samples, warmup_s, args.minutes * 60)
+        if f is None:
+            return f"{name}: too few samples after warm-up; run longer"
+        if f.growth > args.max_growth_mib:
+            return f"{name} grew {f.growth:.1f} MiB after warm-up (limit {args.max_growth_mib})"
+    done = sum(result.stats.cycles.values())
+    failed = sum(result.stats.errors.values())
+    rate = failed / (done + failed) if done + failed else 1.0
+    if rate > args.max_error_rate:
+        return f"{rate:.2%} of the cycles failed (limit {args.max_error_rate:.2%})"
+    return None
+
+
+def commit() -> str:
+    def git(*argv: str) -> str:
+        return subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True).stdout
+
+    dirty = "+uncommitted changes" if git("status", "--porcelain", "flask_sente").strip() else ""
+    return git("rev-parse", "--short", "HEAD").strip() + dirty
+
+
+# ---------------------------------------------------------------------------- main
+
+
 def interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--minutes", type=float, default=10.0, help="length of the run")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--setup", choices=["both", *SETUPS], default="both")
+    parser.add_argument("--minutes", type=float, default=10.0, help="length of each set-up's run")
     parser.add_argument("--warmup-minutes", type=float, default=2.0)
     parser.add_argument("--clients", type=int, default=150, help="concurrent client threads")
     parser.add_argument("--threads", type=int, default=64, help="gunicorn --threads")
@@ -317,79 +351,30 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 < args.clients <= 400:
         parser.error("--clients must be between 1 and 400")
     warmup_s = min(args.warmup_minutes * 60, args.minutes * 60 / 2)
+    signal.signal(signal.SIGTERM, interrupt)  # ends the run early, through the same clean-up
+    setups = list(SETUPS) if args.setup == "both" else [args.setup]
+    results = [run_setup(setup, args) for setup in setups]
 
-    # a SIGTERM (or SIGINT) ends the run early, through the same clean-up
-    signal.signal(signal.SIGTERM, interrupt)
-    server = Gunicorn(args.threads)
-    stop = threading.Event()
-    stats = Stats()
-    threads: list[threading.Thread] = []
-    samples: list[tuple[float, int]] = []
-    failure: str | None = None
-    try:
-        print(f"gunicorn at {server.url}, worker pid {server.worker_pid}", flush=True)
-        start = time.monotonic()
-        for n in range(args.clients):
-            thread = threading.Thread(
-                target=client_thread, args=(n, server.url, stop, stats), daemon=True
-            )
-            thread.start()
-            threads.append(thread)
-        print(f"{'t (s)':>7} {'RSS (MiB)':>10} {'cycles':>8} {'errors':>7}", flush=True)
-        end = start + args.minutes * 60
-        while True:
-            now = time.monotonic()
-            kib = rss_kib(server.worker_pid)
-            if kib is None or single_child(server.proc.pid) != server.worker_pid:
-                failure = "the gunicorn worker died or was replaced"
-                break
-            samples.append((now - start, kib))
-            with stats.lock:
-                done, errors = sum(stats.cycles.values()), sum(stats.errors.values())
-            print(f"{now - start:7.0f} {kib / 1024:10.1f} {done:8d} {errors:7d}", flush=True)
-            if now >= end:
-                break
-            time.sleep(min(args.interval, max(0.0, end - time.monotonic())))
-    except KeyboardInterrupt:
-        failure = "interrupted"
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(TIMEOUT_S * 3)
-        server.stop()
-
-    after = [s for s in samples if s[0] >= warmup_s]
-    print()
-    print(f"cycles: {dict(stats.cycles)}")
-    for what, count in stats.errors.most_common(10):
-        print(f"  error x{count}: {what}")
-    if failure is not None or len(after) < 4:
-        print(f"FAIL: {failure or f'too few samples after warm-up ({len(after)}); run longer'}")
-        return 1
-    start_mib = samples[0][1] / 1024
-    warm_mib, end_mib = mean_mib(after[:3]), mean_mib(after[-3:])
-    growth = end_mib - warm_mib
-    slope = slope_mib_per_min(after)
-    # a step (an allocator arena, a high-water mark) raises the slope once; a leak keeps
-    # raising it, so the second half tells them apart
-    late_slope = slope_mib_per_min(after[len(after) // 2 :])
-    total = sum(stats.cycles.values()) + sum(stats.errors.values())
-    error_rate = sum(stats.errors.values()) / total if total else 1.0
     print(
-        f"RSS: start {start_mib:.1f} MiB, after warm-up ({warmup_s / 60:.1f} min) "
-        f"{warm_mib:.1f} MiB, end {end_mib:.1f} MiB; growth after warm-up {growth:+.1f} MiB, "
-        f"slope {slope:+.3f} MiB/min ({late_slope:+.3f} over the second half); "
-        f"{total} cycles, error rate {error_rate:.2%}"
+        f"\nflask_sente at {commit()}, {args.minutes:g} min per set-up, {args.clients} clients "
+        f"(WebSocket and Ajax), gunicorn gthread --threads {args.threads}, "
+        f"{os.cpu_count()} CPUs\n"
     )
-    if failure is None and growth > args.max_growth_mib:
-        failure = f"RSS grew {growth:.1f} MiB after warm-up (limit {args.max_growth_mib} MiB)"
-    if failure is None and error_rate > args.max_error_rate:
-        failure = f"{error_rate:.2%} of the cycles failed (limit {args.max_error_rate:.2%})"
-    if failure is not None:
-        print(f"FAIL: {failure}")
-        return 1
-    print("OK: memory flat after warm-up")
-    return 0
+    print(table(results, args, warmup_s))
+    status = 0
+    for result in results:
+        for what, count in result.stats.errors.most_common(5):
+            print(f"  {SETUPS[result.setup]}: failed x{count}: {what}")
+        failure = verdict(result, args, warmup_s)
+        if result.keys:
+            after = [n for t, n in result.keys if t >= warmup_s] or [0]
+            print(
+                f"  {SETUPS[result.setup]}: Redis keys at start {result.keys[0][1]:,}, after "
+                f"warm-up {after[0]:,}, at the end {after[-1]:,}"
+            )
+        print(f"{SETUPS[result.setup]}: {'FAIL: ' + failure if failure else 'OK, memory flat'}")
+        status |= failure is not None
+    return status
 
 
 if __name__ == "__main__":

@@ -2,12 +2,13 @@
 
 Used by this project's protocol tests and by any outside conformance client::
 
-    python examples/conformance.py --port 8090 [--packer json|edn|msgpack|gzip+...] [--csrf-token T]
-        [--allowed-origin O ...] [--lp-timeout-ms N] [--ws-kalive-ms N]
+    python examples/conformance.py --port 8090 [--packer json|edn|transit|msgpack|gzip+...]
+        [--csrf-token T] [--allowed-origin O ...] [--lp-timeout-ms N] [--ws-kalive-ms N]
+        [--ws-ping-timeout-ms N]
 
 or under gunicorn, with the same options from the environment (SENTE_PACKER,
 SENTE_CSRF_TOKEN, SENTE_ALLOWED_ORIGINS comma-separated, SENTE_LP_TIMEOUT_MS,
-SENTE_WS_KALIVE_MS, SENTE_MESSAGE_QUEUE)::
+SENTE_WS_KALIVE_MS, SENTE_WS_PING_TIMEOUT_MS, SENTE_MESSAGE_QUEUE)::
 
     gunicorn 'examples.conformance:create_app()'
 
@@ -25,7 +26,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask, Response, request
 
 from flask_sente import EventMsg, Sente
 from flask_sente.protocol import SKIP_CSRF_CHECK
@@ -38,6 +39,7 @@ def create_app(
     allowed_origins: list[str] | None = None,
     lp_timeout_ms: int | None = None,
     ws_kalive_ms: int | None = None,
+    ws_ping_timeout_ms: int | None = None,
     message_queue: str | None = None,
     on_event: Callable[[EventMsg], None] | None = None,
     **extra: Any,
@@ -52,6 +54,8 @@ def create_app(
         lp_timeout_ms = int(env["SENTE_LP_TIMEOUT_MS"])
     if ws_kalive_ms is None and env.get("SENTE_WS_KALIVE_MS"):
         ws_kalive_ms = int(env["SENTE_WS_KALIVE_MS"])
+    if ws_ping_timeout_ms is None and env.get("SENTE_WS_PING_TIMEOUT_MS"):
+        ws_ping_timeout_ms = int(env["SENTE_WS_PING_TIMEOUT_MS"])
     message_queue = message_queue or env.get("SENTE_MESSAGE_QUEUE") or None
 
     app = Flask(__name__)
@@ -67,6 +71,8 @@ def create_app(
         options["lp_timeout_ms"] = lp_timeout_ms
     if ws_kalive_ms is not None:
         options["ws_kalive_ms"] = ws_kalive_ms
+    if ws_ping_timeout_ms is not None:
+        options["ws_ping_timeout_ms"] = ws_ping_timeout_ms
     if message_queue:
         options["message_queue"] = message_queue
         options["health_path"] = "/health"
@@ -125,9 +131,9 @@ def create_app(
         pass
 
     @app.get("/push")
-    def push() -> str:
+    def push() -> Response:
         sente.send(request.args["uid"], ["test/oob-push", request.args.get("data")])
-        return "ok"
+        return Response("ok", content_type="text/plain")
 
     app.extensions["sente_extension"] = sente
 
@@ -167,6 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--allowed-origin", action="append", dest="allowed_origins")
     parser.add_argument("--lp-timeout-ms", type=int)
     parser.add_argument("--ws-kalive-ms", type=int)
+    parser.add_argument("--ws-ping-timeout-ms", type=int)
     parser.add_argument("--message-queue", help="redis://... to share one cluster")
     args = parser.parse_args(argv)
     app = create_app(
@@ -175,6 +182,7 @@ def main(argv: list[str] | None = None) -> None:
         allowed_origins=args.allowed_origins,
         lp_timeout_ms=args.lp_timeout_ms,
         ws_kalive_ms=args.ws_kalive_ms,
+        ws_ping_timeout_ms=args.ws_ping_timeout_ms,
         message_queue=args.message_queue,
     )
     from werkzeug.serving import make_server

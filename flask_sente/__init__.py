@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 __version__ = "0.1.0"
 
 #: The Sente version whose wire protocol this library speaks.
@@ -16,19 +14,23 @@ from .errors import (  # noqa: E402
     ChannelClosed,
     ConfigError,
     InvalidEvent,
+    InvalidUid,
     PackError,
     ReplyError,
     ReplyTimeout,
     SenteError,
     UnpackError,
+    UsageError,
 )
 from .events import EventMsg, RequestSnapshot, is_event_msg, is_server_event_msg  # noqa: E402
+from .logs import set_min_log_level  # noqa: E402
 from .packers import (  # noqa: E402
     EdnPacker,
     GzipPacker,
     JsonPacker,
     MsgpackPacker,
     Packer,
+    TransitPacker,
     get_packer,
 )
 from .protocol import (  # noqa: E402
@@ -60,11 +62,6 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'flask_sente' has no attribute {name!r}")
 
 
-def set_min_log_level(level: int | str) -> None:
-    """Set the level of every ``flask_sente`` logger (Sente's ``set-min-log-level!``)."""
-    logging.getLogger("flask_sente").setLevel(level.upper() if isinstance(level, str) else level)
-
-
 __all__ = [
     "BrokerUnavailable",
     "ChannelClosed",
@@ -74,6 +71,7 @@ __all__ = [
     "EventMsg",
     "GzipPacker",
     "InvalidEvent",
+    "InvalidUid",
     "JsonPacker",
     "Keyword",
     "MsgpackPacker",
@@ -84,7 +82,9 @@ __all__ = [
     "RequestSnapshot",
     "Sente",
     "SenteError",
+    "TransitPacker",
     "UnpackError",
+    "UsageError",
     "__version__",
     "allow_origin",
     "as_event",

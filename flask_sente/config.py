@@ -1,7 +1,11 @@
 """Server options: keyword arguments, then ``SENTE_*`` config keys, then Sente's defaults.
 
 Each option is read once, when ``init_app`` runs, and checked there, so a bad value fails
-at start-up with a message that names the key rather than on the first connection.
+at start-up with a :class:`~flask_sente.errors.ConfigError` that names the option (or its
+``SENTE_*`` key), the value and what was expected, rather than on the first connection. An
+unknown keyword is refused; an unknown ``SENTE_*`` key in ``app.config`` is logged as a
+warning naming the nearest known key (a typo such as ``SENTE_PAKCER`` is otherwise silently
+ignored).
 
 ==========================================  ======================  =========================
 option (``SENTE_`` + upper-case for config)  default                 meaning
@@ -18,7 +22,7 @@ ms_allow_reconnect_before_close_ajax        5000                    close grace 
 recv_buf_or_n                               1000                    receive queue (drops oldest)
 max_message_size                            1048576                 bytes; larger: 1009 / 413
 handler_workers                             8                       threads running handlers
-write_legacy_pack_format                    False                   write Sente's v1 format
+write_legacy_pack_format                    None                    write Sente's v1 format
 simulated_bad_conn_rate                     0.0                     share of sabotaged activities
 connection_mode                             ``"auto"``              see below
 max_held_requests                           None                    see below
@@ -41,20 +45,25 @@ next gets a 503 and a log line instead of waiting for a thread that never frees.
 below your server's thread count (``gunicorn --threads``).
 
 Callables (``user_id_fn``, ``csrf_token_fn``, ``handshake_data_fn``, ``authorized_fn``,
-``unauthorized_fn``, ``bad_csrf_fn``, ``bad_origin_fn``, ``reject_fn``) are keyword
-arguments only. Each receives a :class:`~flask_sente.events.RequestSnapshot`.
+``unauthorized_fn``, ``maybe_unauthorized_fn``, ``bad_csrf_fn``, ``bad_origin_fn``,
+``reject_fn``) are keyword arguments only. Each receives a
+:class:`~flask_sente.events.RequestSnapshot`. ``maybe_unauthorized_fn`` is Sente's
+``:?unauthorized-fn`` (the ``?`` reads "maybe"): checked after every other check, a
+non-None return rejects the request with that answer.
 """
 
 from __future__ import annotations
 
+import difflib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
 from .errors import ConfigError
 from .events import RequestSnapshot
 from .packers import Packer, get_packer
+from .typecheck import check_types
 
 logger = logging.getLogger("flask_sente.config")
 
@@ -124,6 +133,7 @@ class Options:
     allowed_origins: str | frozenset[str] = "all"
     authorized_fn: _Fn | None = None
     unauthorized_fn: _Fn = default_unauthorized_fn
+    maybe_unauthorized_fn: _Fn | None = None
     bad_csrf_fn: _Fn = default_bad_csrf_fn
     bad_origin_fn: _Fn = default_bad_origin_fn
     reject_fn: _Fn | None = None
@@ -137,7 +147,9 @@ class Options:
     recv_buf_or_n: int = 1000
     max_message_size: int = 1024 * 1024
     handler_workers: int = 8
-    write_legacy_pack_format: bool = False
+    #: None: :data:`flask_sente.protocol.WRITE_LEGACY_PACK_FORMAT`, read at each write, as
+    #: Sente reads its ``*write-legacy-pack-format?*``.
+    write_legacy_pack_format: bool | None = None
     simulated_bad_conn_rate: float = 0.0
     connection_mode: str = "auto"
     max_held_requests: int | None = None
@@ -155,18 +167,26 @@ class Options:
     def resolve(cls, explicit: Mapping[str, Any], config: Mapping[str, Any]) -> Options:
         """Keyword options win over ``SENTE_*`` config keys, which win over defaults."""
         names = {f.name for f in fields(cls)}
-        unknown = set(explicit) - names
+        unknown = sorted(set(explicit) - names)
         if unknown:
-            raise ConfigError(
-                f"unknown Sente option(s) {sorted(unknown)}; known options: {sorted(names)}"
-            )
+            named = ", ".join(f"{name!r}{_nearest(name, names)}" for name in unknown)
+            raise ConfigError(f"unknown Sente option {named}; known options: {sorted(names)}")
+        _warn_unknown_keys(config, names)
         values: dict[str, Any] = {}
+        from_config: set[str] = set()
         for name in names:
-            key = "SENTE_" + name.upper()
+            key = config_key(name)
             if name in explicit:
                 values[name] = explicit[name]
             elif key in config:
                 values[name] = config[key]
+                from_config.add(name)
+        check_types(
+            cls,
+            values,
+            label=lambda name: config_key(name) if name in from_config else name,
+            skip=["packer"],  # a name or a Packer: get_packer says which it is not
+        )
         csrf_explicit = "csrf_token_fn" in explicit
         values["packer"] = get_packer(values.get("packer", "json"))
         options = cls(**values)
@@ -212,7 +232,12 @@ class Options:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value <= 0):
                 raise ConfigError(f"{name} must be a positive integer or None: got {value!r}")
-        if not 0.0 <= float(self.simulated_bad_conn_rate) <= 1.0:
+        if self.write_legacy_pack_format and self.packer.binary:
+            raise ConfigError(
+                "write_legacy_pack_format needs a text packer (json, edn): Sente's v1 format "
+                "is text only"
+            )
+        if not 0.0 <= self.simulated_bad_conn_rate <= 1.0:
             raise ConfigError(
                 f"simulated_bad_conn_rate must be within [0, 1]: got {self.simulated_bad_conn_rate}"
             )
@@ -236,3 +261,29 @@ class Options:
     def ws_kalive_s(self) -> float | None:
         """Sente halves ``ws_kalive_ms`` internally (its v1.21 change, #455)."""
         return None if self.ws_kalive_ms is None else self.ws_kalive_ms / 2000.0
+
+
+def config_key(name: str) -> str:
+    """The ``app.config`` key of an option: ``lp_timeout_ms`` -> ``SENTE_LP_TIMEOUT_MS``."""
+    return "SENTE_" + name.upper()
+
+
+def _nearest(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _warn_unknown_keys(config: Mapping[str, Any], names: Iterable[str]) -> None:
+    """Log each ``SENTE_*`` key of ``config`` that is no option, with the nearest one."""
+    known = {config_key(name) for name in names}
+    for key in config:
+        if isinstance(key, str) and key.startswith("SENTE_") and key not in known:
+            # compared without the prefix, which every key shares
+            close = difflib.get_close_matches(key[6:].lower(), sorted(names), n=1)
+            logger.warning(
+                "app.config[%r] is not a flask_sente option and is ignored; %s",
+                key,
+                f"did you mean {config_key(close[0])}?"
+                if close
+                else "the options are listed in flask_sente.config",
+            )

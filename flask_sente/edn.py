@@ -1,8 +1,9 @@
 """edn as Clojure reads and prints it, with a documented Python mapping.
 
-Reading uses ``edn_format``. Writing is done here, because ``edn_format.dumps`` does not
-print what Clojure's ``pr-str`` prints (map separators, string escapes, doubles), and a
-flask_sente server must be byte-for-byte indistinguishable from a Sente server.
+Both directions are flask_sente's own, in pure Python: reading in
+:mod:`flask_sente.edn_reader` (what ``clojure.edn/read-string`` reads), writing here,
+exactly as Clojure's ``pr-str`` prints, since a flask_sente server must be byte-for-byte
+indistinguishable from a Sente server.
 
 =====================  ==============================  ==============================
 edn                    Python (read)                   Python (written as that edn)
@@ -11,8 +12,8 @@ edn                    Python (read)                   Python (written as that e
 ``42`` ``42N``         ``int``                         ``int`` (``N`` past 64 bits)
 ``1.5`` ``1.5M``       ``float`` / ``Decimal``
 ``1/3``                ``Fraction``
-``"s"``                ``str``
-``\\a``                ``Char`` (a ``str``)
+``"s"``                ``str``; keys ``StringKey``
+``\\a``                 ``Char`` (a ``str``)
 ``:ns/name``           ``Keyword`` (a ``str``)         ``Keyword``; also ``str`` map keys
 ``sym``                ``Symbol``
 ``[...]``              ``list``                        ``list``
@@ -26,36 +27,46 @@ edn                    Python (read)                   Python (written as that e
 With ``keywordize_keys`` (the default), plain ``str`` map keys that are valid keyword
 names are written as keywords, because Clojure programs key their maps by keywords.
 
-Map keys and set members must be hashable, so there a vector is read as a ``tuple`` and a
-map as a read-only ``Mapping``; Clojure compares ``[1 2]`` and ``(1 2)`` equal. Metadata
-(``^{...} x``) is dropped, as ``pr-str`` drops it.
+A string map key is read as a :class:`~flask_sente.values.StringKey`, a ``str`` that
+``keywordize_keys`` leaves alone, so a map read and written back keeps its string keys.
+
+Map keys and set members must be hashable, so there a vector is read as an
+``ImmutableVector`` (a ``tuple`` written back as a vector) and a map as an
+``ImmutableDict``. Metadata (``^{...} x``) is dropped, as ``pr-str`` drops it. Tags other
+than ``#inst`` and ``#uuid`` are read by the functions given to :func:`add_tag`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import re
-import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-import edn_format
-import ply.lex
-import ply.yacc
-from edn_format import Char, ImmutableDict, Symbol, edn_lex, edn_parse
-from edn_format.edn_lex import MetadataValue
+from .edn_reader import MAX_DEPTH, read
+from .edn_scalars import TAGS, is_name
+from .errors import ConfigError, PackError, UnpackError
+from .values import Char, ImmutableVector, Keyword, Symbol, is_keyword_name
 
-from .errors import PackError, UnpackError
-from .protocol import Keyword
+__all__ = [
+    "MAX_DEPTH",
+    "Char",
+    "Keyword",
+    "Symbol",
+    "add_tag",
+    "dumps",
+    "inst_text",
+    "is_keyword_name",
+    "java_double",
+    "loads",
+    "remove_tag",
+]
 
-__all__ = ["Char", "Keyword", "Symbol", "dumps", "loads"]
-
-_KEYWORD_PART = r"(?![+.\-]?\d)[A-Za-z0-9*+!_?<>=.\-]+"
-_KEYWORD_NAME = re.compile(rf"{_KEYWORD_PART}(?:/{_KEYWORD_PART})?\Z")
 _STRING_ESCAPES = str.maketrans(
     {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r", "\f": "\\f", "\b": "\\b"}
 )
@@ -72,13 +83,13 @@ _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
 
 def dumps(value: Any, *, keywordize_keys: bool = True) -> str:
     """Print ``value`` as Clojure's ``pr-str`` would print the equivalent Clojure data."""
-    out: list[str] = []
-    _write(value, out, keywordize_keys)
-    return "".join(out)
+    return _value(value, keywordize_keys)
 
 
 def loads(text: str | bytes) -> Any:
     """Read one edn value; raises :class:`UnpackError` carrying ``text`` when it cannot."""
+    if type(text) is str:
+        return read(text, text)
     if isinstance(text, bytes | bytearray):
         text = bytes(text)
         try:
@@ -87,130 +98,186 @@ def loads(text: str | bytes) -> Any:
             raise UnpackError(f"edn must be UTF-8 text: {exc}", text) from exc
     else:
         source = text
-    try:
-        return _from_edn_format(_parse(_fix_char_literals(source)))
-    except RecursionError as exc:
-        raise UnpackError("edn is nested too deeply", text) from exc
-    except Exception as exc:  # edn_format fails in many ways on hostile input
-        raise UnpackError(f"not valid edn: {exc}", text) from exc
+    return read(source, text)
 
 
-class _Reader(threading.local):
-    """edn_format's ply parser and lexer, built once per thread.
+def add_tag(tag: str, reader: Callable[[Any], Any]) -> None:
+    """Read ``#tag value`` as ``reader(value)`` from now on, in every thread.
 
-    ``edn_format.loads`` rebuilds both on every call, which costs three quarters of its time.
+    ``value`` is the Python value of the form after the tag; whatever ``reader`` raises
+    becomes an :class:`UnpackError`. ``#inst`` and ``#uuid`` cannot be replaced.
     """
-
-    def __init__(self) -> None:
-        self.parser = ply.yacc.yacc(
-            module=edn_parse, debug=False, write_tables=False, errorlog=ply.yacc.NullLogger()
-        )
-        self.lexer = ply.lex.lex(module=edn_lex, reflags=re.UNICODE, errorlog=ply.lex.NullLogger())
+    if tag in ("inst", "uuid") or not is_name(tag) or tag.startswith(":"):
+        raise ConfigError(f"{tag!r} cannot be an edn tag: use a symbol other than inst and uuid")
+    TAGS[tag] = reader
 
 
-_reader = _Reader()
+def remove_tag(tag: str) -> None:
+    """Forget the reader :func:`add_tag` gave ``tag``; ``#tag`` is an error again."""
+    del TAGS[tag]
 
 
-def _parse(text: str) -> Any:
-    values = _reader.parser.parse(text, lexer=_reader.lexer)
-    return values[0] if values else None
-
-
-# Character literals Clojure prints that edn_format's lexer cannot read: the long names
-# \backspace and \formfeed, and characters that are neither printable ASCII nor word
-# characters, such as \€ or a raw control character.
-_ODD_CHAR = re.compile(r"\\(?:backspace|formfeed|[^!-~\w])")
-_CHAR_TOKEN = re.compile(r'\\(backspace|formfeed|[^!-~\w])|\\.|"(?:[^"\\]|\\.)*"', re.DOTALL)
-_CHAR_CODES = {"backspace": "\\u0008", "formfeed": "\\u000c"}
-
-
-def _fix_char_literals(text: str) -> str:
-    """Rewrite the character literals edn_format cannot read as ``\\uXXXX``, outside strings."""
-    if "\\" not in text or not _ODD_CHAR.search(text):
-        return text
-    return _CHAR_TOKEN.sub(_char_code, text)
-
-
-def _char_code(match: re.Match[str]) -> str:
-    name = match.group(1)
-    if name is None:
-        return match.group(0)
-    if name in _CHAR_CODES:
-        return _CHAR_CODES[name]
-    return f"\\u{ord(name):04x}" if ord(name) <= 0xFFFF else match.group(0)
-
-
-def is_keyword_name(s: str) -> bool:
-    """Whether ``s`` can be written as ``:s`` and read back as the same keyword."""
-    return bool(_KEYWORD_NAME.match(s))
-
-
-def _write(x: Any, out: list[str], kw_keys: bool) -> None:
+def _value(x: Any, kw: bool) -> str:
+    """``x`` as edn; ``kw``: write plain ``str`` map keys that are keyword names as keywords."""
+    t = type(x)
+    if t is str:
+        return _string(x)
+    if t is Keyword:
+        return ":" + x
+    if t is int:
+        return repr(x) if _LONG_MIN <= x <= _LONG_MAX else f"{x}N"
+    if t is dict:
+        return _map(x, kw)
+    if t is list:
+        return _seq(x, "[", "]", kw)
     if x is None:
-        out.append("nil")
-    elif x is True:
-        out.append("true")
-    elif x is False:
-        out.append("false")
-    elif isinstance(x, Keyword):
-        out.append(":" + x)
-    elif isinstance(x, Char):
-        out.append("\\" + _CHAR_NAMES.get(x, x))
-    elif isinstance(x, str):
-        out.append('"' + x.translate(_STRING_ESCAPES) + '"')
-    elif isinstance(x, int):
-        out.append(str(x) if _LONG_MIN <= x <= _LONG_MAX else f"{x}N")
-    elif isinstance(x, float):
-        out.append(_double(x))
-    elif isinstance(x, list):
-        _write_seq(x, "[", "]", out, kw_keys)
-    elif isinstance(x, tuple):
-        _write_seq(x, "(", ")", out, kw_keys)
-    elif isinstance(x, Mapping):
-        out.append("{")
-        first = True
-        for k, v in x.items():
-            if not first:
-                out.append(", ")
-            first = False
-            if kw_keys and type(k) is str and is_keyword_name(k):
-                out.append(":" + k)
-            else:
-                _write(k, out, kw_keys)
-            out.append(" ")
-            _write(v, out, kw_keys)
-        out.append("}")
-    elif isinstance(x, set | frozenset):
-        _write_seq(x, "#{", "}", out, kw_keys)
-    elif isinstance(x, Symbol):
-        out.append(x.name)
-    elif isinstance(x, uuid.UUID):
-        out.append(f'#uuid "{x}"')
-    elif isinstance(x, dt.datetime):
-        out.append(f'#inst "{_inst(x)}"')
-    elif isinstance(x, Decimal):
-        out.append(f"{x}M")
-    elif isinstance(x, Fraction):
-        out.append(str(x.numerator) if x.denominator == 1 else f"{x.numerator}/{x.denominator}")
-    elif isinstance(x, bytes | bytearray):
-        raise PackError("edn cannot carry bytes; use a binary packer (msgpack) for them")
+        return "nil"
+    if x is True:
+        return "true"
+    if x is False:
+        return "false"
+    if t is float:
+        return java_double(x)
+    return _other(x, kw)
+
+
+def _seq(xs: Any, open_: str, close: str, kw: bool) -> str:
+    parts: list[str] = []
+    append = parts.append
+    for x in xs:  # the common scalars inline: this loop is most of the time spent
+        t = type(x)
+        if t is str:
+            s = _encode_string(x)
+            append(s if "\\u" not in s else _string(x))
+        elif t is Keyword:
+            append(":" + x)
+        elif t is int and _LONG_MIN <= x <= _LONG_MAX:
+            append(repr(x))
+        elif t is dict:
+            append(_map(x, kw))
+        elif t is list:
+            append(_seq(x, "[", "]", kw))
+        else:
+            append(_value(x, kw))
+    return open_ + " ".join(parts) + close
+
+
+def _map(m: Mapping[Any, Any], kw: bool) -> str:
+    parts: list[str] = []
+    append = parts.append
+    str_keys = _keywordized_keys if kw else _string_keys
+    for k, v in m.items():
+        t = type(k)
+        key = str_keys.get(k) if t is str else _keyword_keys.get(k) if t is Keyword else None
+        if key is None:
+            key = _key(k, kw)
+        t = type(v)
+        if t is str:
+            s = _encode_string(v)
+            append(key + (s if "\\u" not in s else _string(v)))
+        elif t is int and _LONG_MIN <= v <= _LONG_MAX:
+            append(key + repr(v))
+        elif t is Keyword:
+            append(key + ":" + v)
+        elif t is float and (1e-3 <= v < 1e7 or -1e7 < v <= -1e-3):
+            append(key + repr(v))
+        elif v is True:
+            append(key + "true")
+        elif v is False:
+            append(key + "false")
+        elif v is None:
+            append(key + "nil")
+        elif t is list:
+            append(key + _seq(v, "[", "]", kw))
+        elif t is dict:
+            append(key + _map(v, kw))
+        else:
+            append(key + _value(v, kw))
+    return "{" + ", ".join(parts) + "}"
+
+
+def _key(k: Any, kw: bool) -> str:
+    """A map key as written, with the space before its value; str and Keyword keys cached."""
+    t = type(k)
+    if t is Keyword or (kw and t is str and is_keyword_name(k)):
+        key = ":" + k + " "
     else:
-        raise PackError(f"edn cannot write a {type(x).__name__}: {x!r}")
+        key = _value(k, kw) + " "
+    cache = (
+        _keyword_keys
+        if t is Keyword
+        else (_keywordized_keys if kw else _string_keys)
+        if t is str
+        else None
+    )
+    if cache is not None and len(cache) < _KEYS_LIMIT and len(k) <= _CACHED_LENGTH:
+        cache[k] = key
+    return key
 
 
-def _write_seq(xs: Any, open_: str, close: str, out: list[str], kw_keys: bool) -> None:
-    out.append(open_)
-    first = True
-    for x in xs:
-        if not first:
-            out.append(" ")
-        first = False
-        _write(x, out, kw_keys)
-    out.append(close)
+# Map keys as written, by key. Keyword("a") == "a", so Keywords and plain strings (with
+# keywordize_keys on, and off) each have their own cache.
+_keyword_keys: dict[str, str] = {}
+_keywordized_keys: dict[str, str] = {}
+_string_keys: dict[str, str] = {}
+_KEYS_LIMIT = 4096
+_CACHED_LENGTH = 64  # longer keys are not kept: a peer must not fill memory with them
 
 
-def _double(x: float) -> str:
-    """Java's ``Double.toString``: shortest digits, scientific outside [1e-3, 1e7)."""
+def _string(s: str) -> str:
+    """``s`` as pr-str prints it: only ``" \\`` and five control characters escaped."""
+    out = _encode_string(s)  # the json module's C escaper escapes those alike
+    if "\\u" in out and _OTHER_CONTROLS.search(s):  # ...but others as \\u00XX
+        return '"' + s.translate(_STRING_ESCAPES) + '"'
+    return out
+
+
+_encode_string: Callable[[str], str] = json.encoder.encode_basestring
+_OTHER_CONTROLS = re.compile("[\\x00-\\x07\\x0b\\x0e-\\x1f]")
+
+
+def _other(x: Any, kw: bool) -> str:
+    """The types less common on the wire, subclasses included."""
+    if isinstance(x, Keyword):
+        return ":" + x
+    if isinstance(x, Char):
+        return "\\" + _CHAR_NAMES.get(x, x)
+    if isinstance(x, str):
+        return _string(x)
+    if isinstance(x, bool):
+        return "true" if x else "false"
+    if isinstance(x, int):
+        return _value(int(x), kw)
+    if isinstance(x, float):
+        return java_double(float(x))
+    if isinstance(x, list | ImmutableVector):
+        return _seq(x, "[", "]", kw)
+    if isinstance(x, tuple):
+        return _seq(x, "(", ")", kw)
+    if isinstance(x, Mapping):
+        return _map(x, kw)
+    if isinstance(x, set | frozenset):
+        return _seq(x, "#{", "}", kw)
+    if isinstance(x, Symbol):
+        return x.name
+    if isinstance(x, uuid.UUID):
+        return f'#uuid "{x}"'
+    if isinstance(x, dt.datetime):
+        return f'#inst "{inst_text(x)}"'
+    if isinstance(x, Decimal):
+        return f"{x}M"
+    if isinstance(x, Fraction):
+        return str(x.numerator) if x.denominator == 1 else f"{x.numerator}/{x.denominator}"
+    if isinstance(x, bytes | bytearray):
+        raise PackError("edn cannot carry bytes; use a binary packer (msgpack) for them")
+    raise PackError(f"edn cannot write a {type(x).__name__}: {x!r}")
+
+
+def java_double(x: float) -> str:
+    """Java's ``Double.toString`` (as of Java 19: the shortest digits that read back the
+    same), scientific outside [1e-3, 1e7); edn's ``##NaN``, ``##Inf`` and ``##-Inf``."""
+    if 1e-3 <= x < 1e7 or -1e7 < x <= -1e-3:
+        return repr(x)  # Python's shortest repr is fixed-point in this range too
     if math.isnan(x):
         return "##NaN"
     if math.isinf(x):
@@ -219,44 +286,16 @@ def _double(x: float) -> str:
         return "-0.0" if math.copysign(1.0, x) < 0 else "0.0"
     sign = "-" if x < 0 else ""
     shortest = Decimal(repr(abs(x)))
-    if 1e-3 <= abs(x) < 1e7:
-        text = format(shortest, "f")
-        return sign + (text if "." in text else text + ".0")
     digits = "".join(map(str, shortest.as_tuple().digits)).rstrip("0") or "0"
     exponent = shortest.adjusted()
     return f"{sign}{digits[0]}.{digits[1:] or '0'}E{exponent}"
 
 
-def _inst(d: dt.datetime) -> str:
+def inst_text(d: dt.datetime) -> str:
+    """``d`` as Clojure prints an instant: UTC (naive taken as UTC), milliseconds."""
     if d.tzinfo is not None:
         d = d.astimezone(dt.UTC).replace(tzinfo=None)
     return (
         f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:{d.second:02d}"
         f".{d.microsecond // 1000:03d}-00:00"
     )
-
-
-def _from_edn_format(x: Any, hashable: bool = False) -> Any:
-    """edn_format's value as the documented Python value; ``hashable`` for keys and set members."""
-    if isinstance(x, edn_format.Keyword):
-        return Keyword(x.name)
-    if isinstance(x, str | int | float | Decimal | Fraction | Symbol | uuid.UUID) or x is None:
-        return x
-    if isinstance(x, dt.datetime):
-        return x.astimezone(dt.UTC)
-    if isinstance(x, dt.date):
-        return dt.datetime(x.year, x.month, x.day, tzinfo=dt.UTC)
-    if isinstance(x, edn_format.ImmutableList | list):
-        if hashable:
-            return tuple(_from_edn_format(v, True) for v in x)
-        return [_from_edn_format(v) for v in x]
-    if isinstance(x, tuple):
-        return tuple(_from_edn_format(v, hashable) for v in x)
-    if isinstance(x, Mapping):
-        items = {_from_edn_format(k, True): _from_edn_format(v, hashable) for k, v in x.items()}
-        return ImmutableDict(items) if hashable else items
-    if isinstance(x, frozenset | set):
-        return frozenset(_from_edn_format(v, True) for v in x)
-    if isinstance(x, MetadataValue):
-        return _from_edn_format(x.value, hashable)
-    return x

@@ -25,9 +25,12 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from .batching import Outgoing
 from .bus.redis import RedisBus
+from .errors import InvalidUid
 from .packers import Packer, get_packer
-from .protocol import ALL_USERS_WITHOUT_UID, CLOSE, NIL_UID, assert_event, normalize_event
+from .protocol import ALL_USERS_WITHOUT_UID, CLOSE, NIL_UID
+from .typecheck import check_arguments
 
 logger = logging.getLogger("flask_sente.emitter")
 
@@ -39,6 +42,7 @@ BATCH_LIMIT = 500
 class Emitter:
     """Publish-only access to a Redis bus."""
 
+    @check_arguments
     def __init__(
         self,
         url: str,
@@ -49,6 +53,7 @@ class Emitter:
         recovery_window_ms: int = 30000,
     ) -> None:
         self.undelivered = 0
+        self._packer = get_packer(packer)
 
         def lost(uid: Any, events: list[Any], why: str) -> None:
             self.undelivered += len(events)
@@ -59,7 +64,7 @@ class Emitter:
             backlog=recovery_backlog,
             window_s=recovery_window_ms / 1000,
             lost=lost,
-            packer=get_packer(packer),
+            packer=self._packer,
             channel=channel,
             max_connections=4,
         )
@@ -68,35 +73,44 @@ class Emitter:
     def send(self, uid: Any, event: Any) -> bool:
         """Push ``event`` to ``uid``; False when no client of the uid has a mailbox.
 
-        ``["chsk/close"]`` closes the uid's connections, as from a server."""
+        ``["chsk/close"]`` closes the uid's connections, as from a server. The event is
+        checked and packed first: InvalidEvent or PackError reach the caller, nothing is
+        written."""
         return self.send_many([(uid, event)])[0]
 
     def send_many(self, items: Iterable[tuple[Any, Any]]) -> list[bool]:
         """Push each ``(uid, event)``, in order, in one round trip per ``BATCH_LIMIT``
-        events; per item, what :meth:`send` would return. Every event is checked before
-        any is sent."""
-        checked = [_checked(uid, event) for uid, event in items]
+        events; per item, what :meth:`send` would return. Every event is checked and packed
+        before any is sent."""
+        return self._send_checked([self._checked(uid, event) for uid, event in items])
+
+    def _checked(self, uid: Any, event: Any) -> tuple[Any, Outgoing]:
+        if uid is None:
+            raise InvalidUid('use "sente/all-users-without-uid" to reach clients without a uid')
+        return (NIL_UID if uid == ALL_USERS_WITHOUT_UID else uid), Outgoing.of(self._packer, event)
+
+    def _send_checked(self, checked: list[tuple[Any, Outgoing]]) -> list[bool]:
         self._bus.settle()  # what an earlier outage left unknown, now Redis may answer
         results: list[bool] = []
-        run: list[tuple[Any, list[Any]]] = []
+        run: list[tuple[Any, Outgoing]] = []
 
         def flush() -> None:
             for start in range(0, len(run), BATCH_LIMIT):
                 chunk = run[start : start + BATCH_LIMIT]
                 reached = self._bus.push_many(chunk)
-                for (uid, ev), ok in zip(chunk, reached, strict=True):
+                for (uid, item), ok in zip(chunk, reached, strict=True):
                     if not ok:
-                        self._lost(uid, [ev], "the uid has no connection")
+                        self._lost(uid, [item], "the uid has no connection")
                 results.extend(reached)
             run.clear()
 
-        for uid, ev in checked:
-            if ev[0] == CLOSE:  # after the pushes before it, before those after it
+        for uid, item in checked:
+            if item.event[0] == CLOSE:  # after the pushes before it, before those after it
                 flush()
                 self._bus.close_uid(uid)
                 results.append(True)
             else:
-                run.append((uid, ev))
+                run.append((uid, item))
         flush()
         return results
 
@@ -106,9 +120,12 @@ class Emitter:
         return EmitterBatch(self)
 
     def broadcast(self, event: Any) -> int:
-        """Push ``event`` to every uid connected anywhere; returns how many it reached."""
+        """Push ``event`` to every uid connected anywhere; returns how many it reached.
+
+        The event is checked and packed once, first, whoever is connected."""
+        item = Outgoing.of(self._packer, event)
         uids = self._bus.connected_uids()["any"]
-        return sum(self.send_many([(uid, event) for uid in uids]))
+        return sum(self._send_checked([(uid, item) for uid in uids]))
 
     @property
     def connected_uids(self) -> dict[str, frozenset[Any]]:
@@ -130,24 +147,16 @@ class EmitterBatch:
 
     def __init__(self, emitter: Emitter) -> None:
         self._emitter = emitter
-        self._items: list[tuple[Any, Any]] = []
+        self._items: list[tuple[Any, Outgoing]] = []
         self.results: list[bool] | None = None
 
     def send(self, uid: Any, event: Any) -> None:
-        """Check ``event`` now (a bad one raises here, not at the end) and keep it."""
-        _checked(uid, event)
-        self._items.append((uid, event))
+        """Check and pack ``event`` now (a bad one raises here, not at the end) and keep it."""
+        self._items.append(self._emitter._checked(uid, event))
 
     def __enter__(self) -> EmitterBatch:
         return self
 
     def __exit__(self, exc_type: object, *exc: object) -> None:
         if exc_type is None:
-            self.results = self._emitter.send_many(self._items)
-
-
-def _checked(uid: Any, event: Any) -> tuple[Any, list[Any]]:
-    if uid is None:
-        raise ValueError('use "sente/all-users-without-uid" to reach clients without a uid')
-    ev = normalize_event(assert_event(event))
-    return (NIL_UID if uid == ALL_USERS_WITHOUT_UID else uid), ev
+            self.results = self._emitter._send_checked(self._items)

@@ -5,9 +5,11 @@ either the flask_sente class or the builtin they already know::
 
     SenteError
      +-- InvalidEvent        (also ValueError)  an event is not [id] or [id, data]
+     +-- InvalidUid          (also ValueError)  a push addressed to no uid (None)
      +-- PackError           (also ValueError)  a value cannot be packed by a packer
      +-- UnpackError         (also ValueError)  a package cannot be read; carries the raw package
-     +-- ConfigError         (also ValueError)  an option or SENTE_* key has a bad value
+     +-- ConfigError         (also ValueError)  an option, argument or SENTE_* key has a bad value
+     +-- UsageError          (also RuntimeError)  a call made where it cannot work
      +-- ChannelClosed       (also ConnectionError)  the channel socket is not open
      +-- BrokerUnavailable   (also ConnectionError)  the message broker (Redis) is unreachable
      +-- ReplyError          the peer's side failed to produce a reply (chsk/error)
@@ -36,6 +38,14 @@ class InvalidEvent(SenteError, ValueError):
         super().__init__(f"invalid event {event!r}: {problem}")
 
 
+class InvalidUid(SenteError, ValueError):
+    """A push addressed to a uid that no connection can have (None).
+
+    Sente refuses a nil uid too; ``"sente/all-users-without-uid"`` reaches the clients
+    without one.
+    """
+
+
 class PackError(SenteError, ValueError):
     """A value cannot be written by the chosen packer."""
 
@@ -52,7 +62,15 @@ class UnpackError(SenteError, ValueError):
 
 
 class ConfigError(SenteError, ValueError):
-    """An option or a ``SENTE_*`` configuration key has a value that cannot work."""
+    """An option, an argument or a ``SENTE_*`` configuration key has a value that cannot work.
+
+    The message names the option, the value given and what was expected.
+    """
+
+
+class UsageError(SenteError, RuntimeError):
+    """A call made where it cannot work: on an app ``Sente`` was not initialised on, without
+    an app when there are several, or on an event message not attached to a client."""
 
 
 class ChannelClosed(SenteError, ConnectionError):

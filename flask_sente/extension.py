@@ -11,6 +11,8 @@ import atexit
 import logging
 import weakref
 from collections.abc import Callable
+from email.utils import formatdate
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -28,7 +30,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from . import __version__, serving
 from .config import Options
-from .errors import ConfigError
+from .errors import ConfigError, UsageError
 from .events import EventMsg, RequestSnapshot
 from .protocol import NIL_UID
 from .router import Handlers, RecvQueue
@@ -70,16 +72,21 @@ class _TakenOverResponse(Response):
             raise StopIteration()
         return super().__call__(environ, start_response)
 
-    def _raw_response(self, body: str | bytes) -> bytes:
+    def _raw_response(self, status: int, body: str | bytes) -> bytes:
         data = body.encode("utf-8") if isinstance(body, str) else body
         ctype = "application/octet-stream" if isinstance(body, bytes) else _TEXT
-        lines = ["HTTP/1.1 200 OK"]
+        lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}"]
         lines += [
             f"{k}: {v}"
             for k, v in self.headers.items()
-            if k.lower() not in ("content-length", "content-type", "connection")
+            if k.lower() not in ("content-length", "content-type", "connection", "date")
         ]
-        lines += [f"Content-Type: {ctype}", f"Content-Length: {len(data)}", "Connection: close"]
+        lines += [
+            f"Date: {formatdate(usegmt=True)}",
+            f"Content-Type: {ctype}",
+            f"Content-Length: {len(data)}",
+            "Connection: close",
+        ]
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + data
 
 
@@ -169,7 +176,7 @@ class Sente:
         try:
             return app.extensions[EXTENSION_KEY]
         except KeyError:
-            raise RuntimeError("Sente.init_app(app) has not been called for this app") from None
+            raise UsageError("Sente.init_app(app) has not been called for this app") from None
 
     # ------------------------------------------------------------------ handlers
 
@@ -200,7 +207,10 @@ class Sente:
 
     def _report_undelivered(self, uid: Any, events: list[Any], reason: str) -> None:
         for hook in self._undelivered_hooks:
-            hook(uid, events, reason)
+            try:
+                hook(uid, events, reason)
+            except Exception:
+                logger.exception("the on_undelivered hook %r failed; the others go on", hook)
 
     def start_router(
         self,
@@ -271,7 +281,7 @@ class Sente:
             return current_app._get_current_object()  # type: ignore[attr-defined]
         apps = list(self._apps)
         if len(apps) != 1:
-            raise RuntimeError(
+            raise UsageError(
                 "Sente is initialised on several apps (or none): call this within an "
                 "app context, or pass app="
             )
@@ -290,7 +300,15 @@ class Sente:
 
     @property
     def ch_recv(self) -> RecvQueue[EventMsg]:
-        """The receive queue; reading it yourself? call ``start_router`` or stop the router."""
+        """Sente's ``:ch-recv``: every event message, for an app that routes them itself.
+
+        Read it with ``get(timeout)``. The decorator handlers and your own reading never
+        share it: the decorator router starts with the first event only when ``@on`` /
+        ``on_default`` handlers are registered, and your first ``get()`` stops it for good
+        (the messages it had already taken still run their handlers). With no decorator
+        handlers nothing else ever reads the queue, so nothing is missed however early the
+        first event comes. Past ``recv_buf_or_n`` unread messages the oldest is dropped.
+        """
         return self.server().ch_recv
 
     @property
@@ -335,6 +353,7 @@ class Sente:
             bad_origin_fn=options.bad_origin_fn,
             authorized_fn=options.authorized_fn,
             unauthorized_fn=options.unauthorized_fn,
+            maybe_unauthorized_fn=options.maybe_unauthorized_fn,
         )
         if rejection is not None:
             return rejection

@@ -16,11 +16,11 @@ bin                        ``bytes``                             ``bytes``, ``by
 array                      ``list``                              ``list``, ``tuple``
 map                        ``dict``                              ``dict``, any ``Mapping``
 ext 0 keyword              ``Keyword``                           ``Keyword``; ``str`` map keys
-ext 1 symbol               ``edn.Symbol``                        ``Symbol``
-ext 2 char                 ``edn.Char``                          ``Char``
+ext 1 symbol               ``Symbol``                            ``Symbol``
+ext 2 char                 ``Char``                              ``Char``
 ext 3 ratio                ``Fraction`` (``int`` if whole)       ``Fraction``
 ext 4 set                  ``frozenset``                         ``set``, ``frozenset``
-ext 5/6/7 typed arrays     ``array.array`` ``'i'``/``'f'``/``'d'``  the same three typecodes
+ext 5/6/7 typed arrays     ``array.array``, ``'i' 'f' 'd'``      the same three typecodes
 ext -1 timestamp           aware ``datetime`` in UTC             ``datetime`` (naive = UTC)
 ext 9 uuid                 ``uuid.UUID``                         ``UUID``
 ext 8                      the map-key cache (never a value)
@@ -42,9 +42,11 @@ other ext 0..127           ``msgpack.ExtType``                   ``ExtType``
 Map keys and set members must be hashable, so there an array is read as a ``tuple``, a map
 as a read-only mapping and a typed array as a ``tuple``, as the edn packer does.
 
-Reading uses the ``msgpack`` package's C parser, then one walk over its result applies the
-key cache and builds dicts and sets. Writing is done here: the ``msgpack`` package writes
-large positive ints and timestamps differently from Sente, and cannot apply the key cache.
+Reading (:mod:`flask_sente.msgpack_reader`) uses the ``msgpack`` package's C parser, then
+one walk over its result applies the key cache and builds dicts and sets; a ``str`` map key
+is read as a :class:`~flask_sente.values.StringKey`, so that it is written back as a string.
+Writing is done here: the ``msgpack`` package writes large positive ints and timestamps
+differently from Sente, and cannot apply the key cache.
 """
 
 from __future__ import annotations
@@ -53,37 +55,41 @@ import array
 import datetime as dt
 import functools
 import struct
-import sys
 import uuid
 from collections.abc import Mapping
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-import msgpack
-from edn_format import ImmutableDict
 from msgpack import ExtType
 
-from .edn import Char, Symbol, is_keyword_name
-from .errors import PackError, UnpackError
-from .protocol import Keyword
+from .errors import PackError
+from .msgpack_reader import (
+    CACHED_KEY,
+    CHAR,
+    KEY_CACHE_SIZE,
+    KEYWORD,
+    RATIO,
+    SET,
+    SWAP_BYTES,
+    SYMBOL,
+    TIMESTAMP,
+    TYPED_ARRAYS,
+    UUID,
+    loads,
+)
+from .values import Char, Keyword, Symbol, is_keyword_name
 
-__all__ = ["dumps", "loads"]
-
-KEYWORD, SYMBOL, CHAR, RATIO, SET = 0, 1, 2, 3, 4
-INT_ARRAY, FLOAT_ARRAY, DOUBLE_ARRAY = 5, 6, 7
-CACHED_KEY, UUID = 8, 9
-TIMESTAMP = -1
-
-#: How many distinct map keys one message numbers for the key cache.
-KEY_CACHE_SIZE = 256
+__all__ = ["KEY_CACHE_SIZE", "dumps", "loads"]
 
 _INT64_MIN, _INT64_MAX, _UINT64_MAX = -(2**63), 2**63 - 1, 2**64 - 1
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_TYPED_ARRAYS = {"i": INT_ARRAY, "f": FLOAT_ARRAY, "d": DOUBLE_ARRAY}
-_TYPECODES = {code: typecode for typecode, code in _TYPED_ARRAYS.items()}
-_SWAP = sys.byteorder == "little"
-_keyword_name = functools.lru_cache(maxsize=4096)(is_keyword_name)
+_cached_keyword_name = functools.lru_cache(maxsize=4096)(is_keyword_name)
+_CACHED_LENGTH = 64  # longer names are not kept: a peer must not fill memory with them
+
+
+def _keyword_name(s: str) -> bool:
+    return _cached_keyword_name(s) if len(s) <= _CACHED_LENGTH else is_keyword_name(s)
 
 
 def dumps(value: Any, *, keywordize_keys: bool = True) -> bytes:
@@ -91,24 +97,6 @@ def dumps(value: Any, *, keywordize_keys: bool = True) -> bytes:
     writer = _Writer(keywordize_keys)
     writer.value(value)
     return b"".join(writer.out)
-
-
-def loads(data: str | bytes) -> Any:
-    """One MessagePack value; raises :class:`UnpackError` carrying ``data`` when it cannot."""
-    if isinstance(data, str):
-        raise UnpackError(
-            "msgpack is binary but a text message arrived: is the peer using a text packer, "
-            "or sending text WebSocket frames?",
-            data,
-        )
-    try:
-        return _Reader().value(_parse(data))
-    except UnpackError as exc:
-        raise UnpackError(str(exc), data) from None
-    except RecursionError as exc:
-        raise UnpackError("msgpack is nested too deeply", data) from exc
-    except Exception as exc:  # the parser and the extension readers fail in many ways
-        raise UnpackError(f"not valid msgpack: {exc!r}", data) from exc
 
 
 # ---------------------------------------------------------------------------- writing
@@ -188,8 +176,12 @@ def _ext(code: int, data: bytes) -> bytes:
     return head + data
 
 
-@functools.lru_cache(maxsize=4096)
 def _keyword(name: str) -> bytes:
+    return _cached_keyword(name) if len(name) <= _CACHED_LENGTH else _ext(KEYWORD, name.encode())
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_keyword(name: str) -> bytes:
     return _ext(KEYWORD, name.encode())
 
 
@@ -329,135 +321,13 @@ def _timestamp(d: dt.datetime) -> bytes:
 
 
 def _typed_array(a: array.array[Any]) -> bytes:
-    code = _TYPED_ARRAYS.get(a.typecode)
+    code = TYPED_ARRAYS.get(a.typecode)
     if code is None:
         raise PackError(
             f"msgpack writes array.array('i'), ('f') and ('d') as Sente's int, float and "
             f"double arrays, not array({a.typecode!r}): convert it, or send a list"
         )
-    if _SWAP:
+    if SWAP_BYTES:
         a = array.array(a.typecode, a)
         a.byteswap()
     return _ext(code, a.tobytes())
-
-
-# ---------------------------------------------------------------------------- reading
-
-
-class _Map(list[Any]):
-    """A map's (key, value) pairs, in wire order, until the key cache can be applied."""
-
-    __slots__ = ()
-
-
-class _Set(list[Any]):
-    """A set's members, in wire order, until the key cache can be applied."""
-
-    __slots__ = ()
-
-
-class _CachedKey:
-    __slots__ = ("index",)
-
-    def __init__(self, index: int) -> None:
-        self.index = index
-
-
-_CACHED_KEYS = tuple(_CachedKey(i) for i in range(KEY_CACHE_SIZE))
-_PENDING = frozenset({list, _Map, _Set, _CachedKey, array.array})
-
-
-def _parse(data: bytes) -> Any:
-    """The wire value, with maps, sets and cached keys still to be resolved by a _Reader."""
-    return msgpack.unpackb(
-        data,
-        raw=False,
-        strict_map_key=False,
-        object_pairs_hook=_Map,
-        ext_hook=_extension,
-        timestamp=3,
-    )
-
-
-def _extension(code: int, data: bytes) -> Any:
-    if code == KEYWORD:
-        return Keyword(data.decode())
-    if code == CACHED_KEY:
-        if len(data) != 1:
-            raise ValueError(f"a cached key reference holds 1 byte, not {len(data)}")
-        return _CACHED_KEYS[data[0]]
-    if code == UUID:
-        return uuid.UUID(data.decode())
-    if code == SET:
-        members = _parse(data)
-        if type(members) is not list:
-            raise ValueError("a set must hold an array")
-        return _Set(members)
-    if code == SYMBOL:
-        return Symbol(data.decode())
-    if code == CHAR:
-        return Char(data.decode()[0])
-    if code == RATIO:
-        unpacker = msgpack.Unpacker(raw=False)
-        unpacker.feed(data)
-        numerator, denominator = list(unpacker)
-        if type(numerator) is not int or type(denominator) is not int:
-            raise ValueError("a ratio must hold two ints")
-        ratio = Fraction(numerator, denominator)
-        return ratio.numerator if ratio.denominator == 1 else ratio
-    if code in _TYPECODES:
-        out = array.array(_TYPECODES[code])
-        out.frombytes(data)
-        if _SWAP:
-            out.byteswap()
-        return out
-    if code >= 0:
-        return ExtType(code, data)
-    raise ValueError(f"unknown reserved extension type {code}")
-
-
-class _Reader:
-    """One unpack call: applies the key cache in wire order and builds dicts and sets."""
-
-    __slots__ = ("keys",)
-
-    def __init__(self) -> None:
-        self.keys: list[Any] = []
-
-    def value(self, x: Any, hashable: bool = False) -> Any:
-        t = type(x)
-        if t is list:
-            if hashable:
-                return tuple(self.value(v, True) for v in x)
-            for i, v in enumerate(x):
-                if type(v) in _PENDING:
-                    x[i] = self.value(v)
-            return x
-        if t is _Map:
-            return self.map(x, hashable)
-        if t is _Set:
-            return frozenset(self.value(v, True) for v in x)
-        if t is _CachedKey:
-            raise UnpackError("a cached key reference (ext 8) may only be a map key", b"")
-        if t is array.array and hashable:
-            return tuple(x)
-        return x
-
-    def map(self, pairs: _Map, hashable: bool) -> Any:
-        keys = self.keys
-        out = {}
-        for k, v in pairs:
-            t = type(k)
-            if t is str or t is Keyword:
-                if len(keys) < KEY_CACHE_SIZE:
-                    keys.append(k)
-            elif t is _CachedKey:
-                if k.index >= len(keys):
-                    raise UnpackError(
-                        f"cached key {k.index} is used before {len(keys)} keys were seen", b""
-                    )
-                k = keys[k.index]
-            elif t in _PENDING:
-                k = self.value(k, True)
-            out[k] = self.value(v, hashable) if hashable or type(v) in _PENDING else v
-        return ImmutableDict(out) if hashable else out

@@ -4,8 +4,9 @@ Nothing here touches a socket, a thread or a clock, so the server, the Python cl
 and the tests all share one definition of what goes on the wire (spec sections 2-3).
 
 An *event* is ``[id]`` or ``[id, data]`` where ``id`` is a namespaced id ``"ns/name"``.
-In Python, ids are strings; :class:`Keyword` is the ``str`` subclass that makes the edn
-packer write ``:ns/name`` while comparing equal to the plain string.
+In Python, ids are strings; :class:`~flask_sente.values.Keyword` (defined in
+:mod:`flask_sente.values`, importable from here too) is the ``str`` subclass that makes the
+edn packer write ``:ns/name`` while comparing equal to the plain string.
 
 Every message, both ways, is one packed 2-element wrapper ``[value cb]`` (Sente 1.21+).
 Older peers wrote ``"+"``/``"-"``-prefixed (v1) or 1-element (v2) wrappers; all three are read.
@@ -20,32 +21,10 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidEvent, PackError, UnpackError
+from .values import Keyword
 
 if TYPE_CHECKING:
     from .packers import Packer
-
-
-class Keyword(str):
-    """An edn keyword such as ``:chsk/handshake``, written without the colon.
-
-    It is a ``str``, so ``Keyword("chat/msg") == "chat/msg"`` and dictionaries keyed by
-    plain strings find it; the edn packer writes it as a keyword and reads keywords as it.
-    """
-
-    __slots__ = ()
-
-    @property
-    def namespace(self) -> str | None:
-        ns, sep, _ = self.partition("/")
-        return ns if sep and ns else None
-
-    @property
-    def name(self) -> str:
-        ns, sep, name = self.partition("/")
-        return name if sep and ns else str(self)
-
-    def __repr__(self) -> str:
-        return f"Keyword({str(self)!r})"
 
 
 # Special event ids and values (spec section 3).

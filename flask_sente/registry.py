@@ -27,7 +27,7 @@ KINDS = ("ws", "ajax")
 class Slot:
     """One client-id of one uid on one transport."""
 
-    __slots__ = ("client_id", "conn", "conn_id", "kind", "opened", "udt", "uid")
+    __slots__ = ("client_id", "conn", "conn_id", "kind", "opened", "request", "udt", "uid")
 
     def __init__(self, kind: str, uid: Any, client_id: str) -> None:
         self.kind = kind
@@ -37,6 +37,8 @@ class Slot:
         self.conn_id = 0
         self.opened = False
         self.udt = time.monotonic()
+        #: The request of the latest connection (Sente's ``:ring-req`` of uidport events).
+        self.request: Any = None
 
 
 class Registry:
@@ -98,11 +100,15 @@ class Registry:
         self._expire_later(slot, conn_id)
         return slot
 
-    def connect(self, kind: str, uid: Any, client_id: str, conn: Any) -> tuple[Slot, int]:
-        """Install a live connection in its slot; fires uidport-open for a new uid."""
+    def connect(
+        self, kind: str, uid: Any, client_id: str, conn: Any, *, request: Any = None
+    ) -> tuple[Slot, int]:
+        """Install a live connection, opened by ``request``, in its slot; fires
+        uidport-open for a new uid."""
         with self.lock:
             slot = self._get_or_create(kind, uid, client_id)
             slot.conn = conn
+            slot.request = request
             slot.conn_id = next(self._conn_ids)
             slot.udt = time.monotonic()
             opened_uid = False
@@ -113,7 +119,7 @@ class Registry:
                 if counts[uid] == 1:
                     opened_uid = self._bus.opened(uid, kind)
             conn_id = slot.conn_id
-        self._notify()
+        self._notify(slot)
         if opened_uid:
             self._on_uid_open(uid, slot)
         return slot, conn_id
@@ -128,7 +134,13 @@ class Registry:
         self._expire_later(slot, conn_id)
 
     def _expire_later(self, slot: Slot, conn_id: int) -> None:
-        self._scheduler.call_later(self._grace_s[slot.kind], lambda: self._expire(slot, conn_id))
+        self._scheduler.call_later(
+            self._grace_s[slot.kind],
+            lambda: self._expire(slot, conn_id),
+            what="the close grace",
+            uid=slot.uid,
+            client_id=slot.client_id,
+        )
 
     def _expire(self, slot: Slot, conn_id: int) -> None:
         with self.lock:
@@ -150,7 +162,7 @@ class Registry:
                 if counts[slot.uid] == 0:
                     del counts[slot.uid]
                     closed_uid = self._bus.closed(slot.uid, slot.kind)
-        self._notify()
+        self._notify(slot)
         if closed_uid:
             self._on_uid_close(slot.uid, slot)
 
@@ -185,7 +197,7 @@ class Registry:
         """Tell the watchers, if ``connected_uids`` changed (here or on another process)."""
         self._notify()
 
-    def _notify(self) -> None:
+    def _notify(self, slot: Slot | None = None) -> None:
         with self.lock:
             if not self._watchers:
                 return
@@ -199,4 +211,10 @@ class Registry:
             try:
                 fn(old, new)
             except Exception:
-                logger.exception("a connected_uids watcher failed")
+                logger.exception(
+                    "the connected_uids watcher %r failed (on a change by uid %r, client %s); "
+                    "the other watchers go on",
+                    fn,
+                    None if slot is None else slot.uid,
+                    None if slot is None else slot.client_id,
+                )

@@ -32,12 +32,21 @@ class RecvQueue(Generic[T]):
     """A bounded FIFO that drops its oldest item when full (Sente's sliding buffer).
 
     ``put`` never blocks, so a reader that falls behind loses history rather than stalling
-    the connection that delivers. ``get`` blocks up to ``timeout`` and returns None when it
-    times out, when ``cancel`` is set (even with items waiting: a stopped router takes no
-    more), or once the queue is closed and drained.
+    the connection that delivers. An application reads it with :meth:`get`, a
+    :class:`Router` with :meth:`take`; either blocks up to ``timeout`` and returns None when
+    it times out, when ``cancel`` is set (even with items waiting: a stopped router takes no
+    more), or once the queue is closed and drained. The first :meth:`get` calls
+    ``on_first_get`` first, so the owner can stand down a router of its own before the
+    application takes its first item (the server's decorator router, see ``Sente.ch_recv``).
     """
 
-    def __init__(self, maxlen: int, *, name: str = "ch_recv") -> None:
+    def __init__(
+        self,
+        maxlen: int,
+        *,
+        name: str = "ch_recv",
+        on_first_get: Callable[[], None] | None = None,
+    ) -> None:
         if not isinstance(maxlen, int) or isinstance(maxlen, bool) or maxlen < 1:
             raise ConfigError(f"recv_buf_or_n must be a positive buffer size, got {maxlen!r}")
         self._items: deque[T] = deque()
@@ -46,6 +55,7 @@ class RecvQueue(Generic[T]):
         self._name = name
         self.dropped = 0
         self._closed = False
+        self._on_first_get = on_first_get
 
     def put(self, item: T) -> None:
         with self._cond:
@@ -65,7 +75,15 @@ class RecvQueue(Generic[T]):
 
     def get(self, timeout: float | None = None, cancel: threading.Event | None = None) -> T | None:
         """The next item, or None after ``timeout`` seconds, once ``cancel`` is set, or once
-        closed and empty."""
+        closed and empty; the first call claims the queue (``on_first_get``)."""
+        with self._cond:
+            claim, self._on_first_get = self._on_first_get, None
+        if claim is not None:
+            claim()
+        return self.take(timeout, cancel)
+
+    def take(self, timeout: float | None = None, cancel: threading.Event | None = None) -> T | None:
+        """:meth:`get` for routers: the same, without claiming the queue."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while True:
@@ -81,7 +99,7 @@ class RecvQueue(Generic[T]):
                 self._cond.wait(remaining)
 
     def wake(self) -> None:
-        """Wake every blocked ``get`` so that it looks at its ``cancel`` event."""
+        """Wake every blocked reader so that it looks at its ``cancel`` event."""
         with self._cond:
             self._cond.notify_all()
 
@@ -118,7 +136,7 @@ class Handlers(Generic[M]):
     def on(self, event_id: str) -> Callable[[Callable[[M], Any]], Callable[[M], Any]]:
         """Decorator: run the function for events with id ``event_id``."""
         if not isinstance(event_id, str) or "/" not in event_id:
-            raise ValueError(f'an event id is "namespace/name", got {event_id!r}')
+            raise ConfigError(f'an event id is "namespace/name", got {event_id!r}')
 
         def register(fn: Callable[[M], Any]) -> Callable[[M], Any]:
             self._by_id[event_id] = fn
@@ -196,17 +214,20 @@ class Router(Generic[M]):
         """Stop taking messages; waits (bounded) for running handlers to finish, except for
         its own thread when called from a handler. ``timeout_s=0`` only tells it to stop.
 
-        With ``drain``, on a closed queue, the messages left are handled first (within the
-        same ``timeout_s``): a client that disconnects still handles its last events.
+        Messages already taken are handled; the queue keeps the rest, for whoever reads it
+        next. With ``drain``, on a closed queue, the messages left are handled first (within
+        the same ``timeout_s``): a client that disconnects still handles its last events.
         """
         deadline = time.monotonic() + timeout_s
         if drain and self._queue.closed:
             self._join(deadline)
+        self.stop_taking()
+        self._join(deadline)
+
+    def stop_taking(self) -> None:
+        """Take no more messages from the queue, at once; :meth:`stop` also waits."""
         self._stopping.set()
         self._queue.wake()
-        for inbox in self._inboxes:
-            inbox.close()
-        self._join(deadline)
 
     def _join(self, deadline: float) -> None:
         for thread in self._threads:
@@ -216,7 +237,7 @@ class Router(Generic[M]):
     def _next(self) -> M | None:
         """The next message off the queue; None once stopped, or closed and drained."""
         while not self._stopping.is_set():
-            msg = self._queue.get(cancel=self._stopping)
+            msg = self._queue.take(cancel=self._stopping)
             if msg is not None:
                 return msg
             if self._queue.closed:
@@ -228,17 +249,21 @@ class Router(Generic[M]):
             self._handle(msg)
 
     def _pump(self) -> None:
+        """Hand each message to its worker. Only the pump closes the inboxes, after its last
+        message, so nothing it forwards meets a worker that left."""
         n = len(self._inboxes)
-        while (msg := self._next()) is not None:
-            key = self._key(msg)
-            index = 0 if key is None else zlib.crc32(str(key).encode()) % n
-            self._inboxes[index].put(msg)
-        for inbox in self._inboxes:
-            inbox.close()
+        try:
+            while (msg := self._next()) is not None:
+                key = self._key(msg)
+                index = 0 if key is None else zlib.crc32(str(key).encode()) % n
+                self._inboxes[index].put(msg)
+        finally:
+            for inbox in self._inboxes:
+                inbox.close()
 
     def _work(self, inbox: RecvQueue[M]) -> None:
         while True:
-            msg = inbox.get()
+            msg = inbox.take()
             if msg is None:
                 return
             self._handle(msg)
@@ -255,4 +280,15 @@ class Router(Generic[M]):
                 except Exception:
                     logger.exception("the error handler failed")
             else:
-                logger.exception("handler failed for %r", getattr(msg, "event", msg))
+                logger.exception(
+                    "handler failed for %r%s; the other events go on",
+                    getattr(msg, "event", msg),
+                    _origin(msg),
+                )
+
+
+def _origin(msg: Any) -> str:
+    """Whose event it was, for a server's event message (a client's has no uid)."""
+    if not hasattr(msg, "client_id"):
+        return ""
+    return f" (uid {getattr(msg, 'uid', None)!r}, client {msg.client_id})"

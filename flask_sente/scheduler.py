@@ -3,6 +3,11 @@
 A single heap-ordered thread instead of one ``threading.Timer`` per timer keeps the thread
 count flat however many connections and pushes there are. Under gevent monkey-patching the
 thread is a greenlet. Callbacks must be short: they run one after another on this thread.
+
+A callback that raises is logged with what it was for and the connection it served (uid,
+client-id), and the thread goes on with the next one: one failing timer never stops the
+others. Callbacks that can fail in a way that matters handle it themselves (a flush closes
+its connection, see :mod:`flask_sente.delivery`); this is the last line.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 logger = logging.getLogger("flask_sente.scheduler")
 
@@ -20,11 +26,16 @@ logger = logging.getLogger("flask_sente.scheduler")
 class TimerHandle:
     """A scheduled call; ``cancel()`` stops it if it has not run yet."""
 
-    __slots__ = ("_fn", "cancelled")
+    __slots__ = ("_fn", "cancelled", "client_id", "uid", "what")
 
-    def __init__(self, fn: Callable[[], object]) -> None:
+    def __init__(
+        self, fn: Callable[[], object], what: str, uid: Any = None, client_id: str | None = None
+    ) -> None:
         self._fn = fn
         self.cancelled = False
+        self.what = what
+        self.uid = uid
+        self.client_id = client_id
 
     def cancel(self) -> None:
         self.cancelled = True
@@ -41,8 +52,18 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         self._closed = False
 
-    def call_later(self, delay_s: float, fn: Callable[[], object]) -> TimerHandle:
-        handle = TimerHandle(fn)
+    def call_later(
+        self,
+        delay_s: float,
+        fn: Callable[[], object],
+        *,
+        what: str = "a timer",
+        uid: Any = None,
+        client_id: str | None = None,
+    ) -> TimerHandle:
+        """Run ``fn`` after ``delay_s``; ``what``, ``uid`` and ``client_id`` name it in the
+        log should it fail."""
+        handle = TimerHandle(fn, what, uid, client_id)
         with self._cond:
             if self._closed:
                 handle.cancelled = True
@@ -87,4 +108,9 @@ class Scheduler:
             try:
                 handle._fn()
             except Exception:
-                logger.exception("a timer callback failed")
+                logger.exception(
+                    "%s failed (uid %r, client %s); the other timers go on",
+                    handle.what,
+                    handle.uid,
+                    handle.client_id,
+                )

@@ -6,6 +6,8 @@
 3. Origin: unless ``allowed_origins`` is ``"all"``, the ``Origin`` header (or, without one,
    the ``Referer``) must belong to an allowed origin.
 4. ``authorized_fn``: a falsy return rejects with ``unauthorized_fn``'s response (401).
+5. ``maybe_unauthorized_fn`` (Sente's deprecated ``:?unauthorized-fn``): a non-None return
+   is the response.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Callable, Collection
-from typing import Any
+from typing import Any, Protocol
 
 from .events import RequestSnapshot
 from .protocol import SKIP_CSRF_CHECK
@@ -39,17 +41,37 @@ def csrf_ok(reference: Any, client_token: str | None) -> bool:
     return hmac.compare_digest(str(reference).encode(), client_token.encode())
 
 
-def allow_origin(allowed_origins: str | Collection[str], request: RequestSnapshot) -> bool:
-    """True when ``request`` may connect under ``allowed_origins`` (``"all"`` or a set)."""
+class HasHeaders(Protocol):
+    """A request with a ``headers`` mapping: Flask's ``request``, a Werkzeug request."""
+
+    @property
+    def headers(self) -> Any: ...
+
+
+def allow_origin(
+    allowed_origins: str | Collection[str], request: RequestSnapshot | HasHeaders
+) -> bool:
+    """True when ``request`` may connect under ``allowed_origins`` (``"all"`` or a set).
+
+    Sente's ``allow-origin?``: the ``Origin`` header must be an allowed origin; without one,
+    the ``Referer`` must start with one. ``request`` is a :class:`RequestSnapshot` (what the
+    ``*_fn`` options get) or Flask's ``request``, for a check of your own in a view."""
     if allowed_origins == ALL_ORIGINS:
         return True
-    origin = request.header("origin")
+    origin = _header(request, "origin")
     if origin is not None:
         return origin in allowed_origins
-    referer = request.header("referer")
+    referer = _header(request, "referer")
     if referer is None:
         return False
     return any(referer.startswith(allowed.rstrip("/") + "/") for allowed in allowed_origins)
+
+
+def _header(request: RequestSnapshot | HasHeaders, name: str) -> str | None:
+    if isinstance(request, RequestSnapshot):
+        return request.header(name)
+    value = request.headers.get(name)
+    return None if value is None else str(value)
 
 
 def check_request(
@@ -62,6 +84,7 @@ def check_request(
     bad_origin_fn: Callable[[RequestSnapshot], Any],
     authorized_fn: Callable[[RequestSnapshot], Any] | None,
     unauthorized_fn: Callable[[RequestSnapshot], Any],
+    maybe_unauthorized_fn: Callable[[RequestSnapshot], Any] | None,
 ) -> Any:
     """None when the request passes every check, else the rejection response."""
     if reject_fn is not None:
@@ -83,4 +106,9 @@ def check_request(
     if authorized_fn is not None and not authorized_fn(req):
         logger.info("request from %s rejected: authorized_fn said no", req.remote_addr)
         return unauthorized_fn(req)
+    if maybe_unauthorized_fn is not None:
+        rejection = maybe_unauthorized_fn(req)
+        if rejection is not None:
+            logger.info("request from %s rejected by maybe_unauthorized_fn", req.remote_addr)
+            return rejection
     return None

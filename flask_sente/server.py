@@ -7,8 +7,9 @@ WebSocket, the WSGI environ), and gets back what to answer.
 Message flow::
 
     client frame / POST -> unpack -> as_event -> EventMsg -> ch_recv -> router -> handler
-    Sente.send(uid, ev) -> Delivery: numbered into each client's mailbox -> after the
-        batching window, every live connection (outlet) takes what it has not sent yet
+    Sente.send(uid, ev) -> checked and packed (or refused, at the call) -> Delivery: numbered
+        into each client's mailbox -> after the batching window, every live connection
+        (outlet) takes what it has not sent yet, joined into one batch
 
 The three entry points (WebSocket, long-poll GET, POST) are in :mod:`flask_sente.serving`.
 """
@@ -20,10 +21,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from .batching import BatchWriter, Outgoing, reported
 from .bus import make_bus
 from .config import Options
-from .delivery import Delivery
-from .errors import UnpackError
+from .delivery import Delivery, Outlet
+from .errors import InvalidUid, UnpackError
 from .events import EventMsg, RequestSnapshot
 from .protocol import (
     ALL_USERS_WITHOUT_UID,
@@ -33,10 +35,7 @@ from .protocol import (
     UIDPORT_CLOSE,
     UIDPORT_OPEN,
     as_event,
-    assert_event,
-    normalize_event,
     pack,
-    push_batch,
     unpack,
 )
 from .registry import Registry, Slot
@@ -44,7 +43,7 @@ from .router import Handlers, RecvQueue, Router
 from .runtime import concurrency_mode
 from .scheduler import Scheduler
 from .transports.loop import EventLoop
-from .transports.websocket import GOING_AWAY
+from .transports.websocket import GOING_AWAY, INTERNAL_ERROR
 
 logger = logging.getLogger("flask_sente.server")
 
@@ -93,18 +92,24 @@ class ChannelServer:
             on_uid_open=lambda uid, slot: self._emit_internal([UIDPORT_OPEN, uid], slot),
             on_uid_close=lambda uid, slot: self._emit_internal([UIDPORT_CLOSE, uid], slot),
         )
+        self.batches = BatchWriter(self.packer, legacy=options.write_legacy_pack_format)
         self.delivery = Delivery(
             self.bus,
             self.scheduler,
-            pack_batch=lambda events, tag: self._pack(push_batch(events), tag=tag),
+            write_batch=self.batches.write,
             windows_s={
                 "ws": options.send_buf_ms_ws / 1000,
                 "ajax": options.send_buf_ms_ajax / 1000,
             },
             lost=self._undeliverable,
+            on_fault=self._close_faulty,
         )
-        self.ch_recv: RecvQueue[EventMsg] = RecvQueue(options.recv_buf_or_n)
+        self.ch_recv: RecvQueue[EventMsg] = RecvQueue(
+            options.recv_buf_or_n, on_first_get=self._app_reads_ch_recv
+        )
         self._router: Router[EventMsg] | None = None
+        #: Whether ``_router`` is the decorator router, started on the first event.
+        self._router_is_auto = False
         self._auto_router = True
         self._router_lock = threading.Lock()
         self.undelivered = 0
@@ -152,6 +157,7 @@ class ChannelServer:
             trace_evs=trace_evs,
         )
         self._router = router
+        self._router_is_auto = False
 
         def stop() -> None:
             router.stop()
@@ -161,15 +167,33 @@ class ChannelServer:
         return stop
 
     def use_custom_router(self) -> None:
-        """The application reads ``ch_recv`` itself: do not start the handler router."""
-        self._auto_router = False
-        if self._router is not None:
-            self._router.stop()
-            self._router = None
+        """The application routes ``ch_recv`` itself: the decorator router stops for good."""
+        with self._router_lock:
+            self._auto_router = False
+            router, self._router = self._router, None
+        if router is not None:
+            router.stop()
+
+    def _app_reads_ch_recv(self) -> None:
+        """The application's first ``ch_recv.get()``: the decorator router, if it runs, stops
+        (what it took already is still handled), and never starts again."""
+        with self._router_lock:
+            self._auto_router = False
+            router = self._router if self._router_is_auto else None
+            if router is not None:
+                router.stop_taking()
+                self._router = None
+        if router is not None:
+            logger.info("the app reads ch_recv itself: the decorator handlers stop running")
+            router.stop()
 
     def _ensure_router(self) -> None:
+        """Start the decorator router on the first event, if there are decorator handlers
+        and the application does not read ``ch_recv`` itself."""
         if self._router is not None or not self._auto_router:
             return
+        if not self._handlers.has_handlers():
+            return  # nothing to run: events wait in ch_recv for whoever reads it
         with self._router_lock:
             if self._router is None and self._auto_router and not self._closed:
                 self.start_router(
@@ -177,11 +201,18 @@ class ChannelServer:
                     error_handler=lambda msg, exc: self._on_handler_error(msg, exc),
                     workers=self.options.handler_workers,
                 )
+                self._router_is_auto = True
 
     def _on_handler_error(self, msg: EventMsg, exc: BaseException) -> None:
         handler = self._handlers.error_handler
         if handler is None:
-            logger.error("handler for %r failed", msg.id, exc_info=exc)
+            logger.error(
+                "handler for %r failed (uid %r, client %s); the other events go on",
+                msg.id,
+                msg.uid,
+                msg.client_id,
+                exc_info=exc,
+            )
         else:
             handler(msg, exc)
 
@@ -208,7 +239,9 @@ class ChannelServer:
         )
 
     def _emit_internal(self, event: list[Any], slot: Slot) -> None:
-        self.emit(event, uid=slot.uid, client_id=slot.client_id, request=None, reply=None)
+        """uidport-open / -close carry the request of the connection that opened or last
+        held the slot, as Sente's carry its ``:ring-req``."""
+        self.emit(event, uid=slot.uid, client_id=slot.client_id, request=slot.request, reply=None)
 
     def read_package(
         self, package: str | bytes, uid: Any, client_id: str | None, req: RequestSnapshot
@@ -224,25 +257,31 @@ class ChannelServer:
     # ------------------------------------------------------------------ pushing
 
     def send(self, uid: Any, event: Any, flush: bool = False) -> None:
-        """Push ``event`` to every connection of ``uid``; batched unless ``flush``."""
+        """Push ``event`` to every connection of ``uid``; batched unless ``flush``.
+
+        The event is checked and packed here: :class:`~flask_sente.errors.InvalidEvent` or
+        :class:`~flask_sente.errors.PackError` reach the caller, and nothing is queued."""
         if uid is None:
-            raise ValueError(
+            raise InvalidUid(
                 'sending to a None uid is not supported (as in Sente); use "sente/all-users-'
                 'without-uid" to reach clients without a uid'
             )
-        ev = normalize_event(assert_event(event))
+        self._push(uid, Outgoing.of(self.packer, event), flush)
+
+    def broadcast(self, event: Any, flush: bool = False) -> None:
+        """Push ``event`` to every connected uid; checked and packed once, before any."""
+        item = Outgoing.of(self.packer, event)
+        for uid in self.registry.connected_uids()["any"]:
+            self._push(uid, item, flush)
+
+    def _push(self, uid: Any, item: Outgoing, flush: bool) -> None:
         if uid == ALL_USERS_WITHOUT_UID:
             uid = NIL_UID
-        if ev[0] == CLOSE:
+        if item.event[0] == CLOSE:
             self.close_uid(uid)
             self.bus.close_uid(uid)
             return
-        self.delivery.push(uid, ev, flush=flush)
-
-    def broadcast(self, event: Any, flush: bool = False) -> None:
-        """Push ``event`` to every connected uid."""
-        for uid in self.registry.connected_uids()["any"]:
-            self.send(uid, event, flush=flush)
+        self.delivery.push(uid, item, flush=flush)
 
     def close_uid(self, uid: Any) -> None:
         """Close every connection of ``uid`` (what ``["chsk/close"]`` does)."""
@@ -252,7 +291,15 @@ class ChannelServer:
                 if conn is not None:
                     conn.close()
 
-    def _undeliverable(self, uid: Any, events: list[Any], why: str) -> None:
+    def _close_faulty(self, outlet: Outlet, reason: str) -> None:
+        """Delivery failed on a connection: close it with ``reason`` (1011 for a WebSocket),
+        so the client reconnects and gets what is still in its mailbox."""
+        slot = self.registry.slot(outlet.kind, outlet.uid, outlet.client_id)
+        if slot is not None and slot.conn is not None:
+            slot.conn.close(INTERNAL_ERROR, reason)
+
+    def _undeliverable(self, uid: Any, items: list[Any], why: str) -> None:
+        events = reported(items)
         self.undelivered += len(events)
         logger.warning("push to uid %r not delivered (%d event(s)): %s", uid, len(events), why)
         if self._on_undelivered is not None:

@@ -9,6 +9,8 @@
 Each returns a plain ``(status, body)`` answer, a :class:`Handover` (the connection moves to
 the event loop once Flask has finished its response), or the WSGI server's mode name when the
 connection was served to its end on this thread.
+
+What a held long-poll or POST answers, however it ends, is :mod:`flask_sente.answers`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .answers import (
+    Answer,
+    PollBatch,
+    end_unreadably,
+    packing_reply,
+    poll_answer,
+    post_answer,
+)
 from .events import RequestSnapshot
 from .protocol import (
     DUMMY_CB_200,
@@ -30,7 +40,7 @@ from .protocol import (
     handshake_event,
     has_ajax_cb,
 )
-from .transports.longpoll import CLIENT_GONE, CLOSED_BY_SERVER, LongPoll, OneShot
+from .transports.longpoll import LongPoll, OneShot
 from .transports.sockets import can_detach, detach, socket_from_environ
 from .transports.threaded import serve_on_thread
 from .transports.websocket import GOING_AWAY, WsSession
@@ -40,10 +50,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("flask_sente.serving")
 
-#: A plain (status, body) answer; the extension turns it into a Flask response.
-Answer = tuple[int, str | bytes]
-#: Builds a whole HTTP response (status line, headers, body) for a held long-poll.
-RawResponse = Callable[[str | bytes], bytes]
+#: Builds a whole HTTP response (status line, headers, body) for a held request.
+RawResponse = Callable[[int, str | bytes], bytes]
 
 LAST_SEQ_PARAM = "fs-last-seq"
 _BINARY_FLAGS = ("true", "1")
@@ -65,15 +73,6 @@ class Handover:
 
     def run(self, raw_response: RawResponse) -> None:
         self.start(detach(self.server_sock), raw_response)
-
-
-@dataclass(frozen=True, slots=True)
-class PollBatch:
-    """A long-poll's answer: a packed push batch ending at mailbox sequence ``last``."""
-
-    packed: str | bytes
-    last: int
-    events: list[Any]
 
 
 # ---------------------------------------------------------------------------- shared
@@ -109,21 +108,29 @@ def _held_by_loop(
     server: ChannelServer,
     environ: dict[str, Any],
     waiting: LongPoll,
-    body: Callable[[Any], str | bytes],
+    answer: Callable[[Any], Answer | bytes],
     *,
     on_done: Callable[[Any, bool], None] = lambda value, written: None,
+    answer_after_fin: bool,
 ) -> Handover:
     """Hand a request waiting for a value (a long-poll, a POST's reply) to the event loop,
-    which answers ``body(value)``, or ``chsk/timeout`` after ``lp_timeout_ms``."""
+    which writes ``answer(value)`` (an HTTP answer, or raw bytes), the value being
+    ``chsk/timeout`` after ``lp_timeout_ms``. ``answer_after_fin``: see
+    :meth:`~flask_sente.transports.loop.EventLoop.add_long_poll`."""
 
     def start(sock: socket.socket, raw_response: RawResponse) -> None:
+        def respond(value: Any) -> bytes:
+            answered = answer(value)
+            return answered if isinstance(answered, bytes) else raw_response(*answered)
+
         server.loop.add_long_poll(
             sock,
             waiting,
             timeout_s=server.options.lp_timeout_ms / 1000,
             timeout_value=TIMEOUT,
-            respond=lambda value: raw_response(body(value)),
+            respond=respond,
             on_done=on_done,
+            answer_after_fin=answer_after_fin,
         )
 
     server_sock, mode = socket_from_environ(environ)
@@ -173,6 +180,7 @@ def serve_websocket(
         on_dropped=lambda count: server._undeliverable(
             uid, [], f"slow consumer: {count} queued message(s) dropped for client {client_id}"
         ),
+        label=f"the WebSocket of uid {uid!r}, client {client_id}",
     )
     accepted = session.accept(environ)
     if accepted is None:
@@ -189,7 +197,7 @@ def serve_websocket(
     session.deliver(server._pack(handshake_event(uid, handshake_data)))
 
     def open_connection() -> Callable[[], None]:
-        slot, conn_id = server.registry.connect("ws", uid, client_id, session)
+        slot, conn_id = server.registry.connect("ws", uid, client_id, session, request=req)
         outlet, _ = server.delivery.open(
             uid,
             client_id,
@@ -262,7 +270,7 @@ def ajax_get(
     uid: Any,
     handshake_data: Callable[[], Any],
     environ: dict[str, Any],
-) -> Answer | Handover:
+) -> Answer | Handover | str:
     client_id = req.client_id or ""
     known = server.registry.slot("ajax", uid, client_id) is not None or server.bus.knows(
         uid, client_id
@@ -280,11 +288,11 @@ def ajax_get(
     held_here = not _can_hand_over(server, environ)
     if held_here and not _hold(server):
         return 503, _BUSY
-    poll = LongPoll()
+    poll = LongPoll(f"the long-poll of uid {uid!r}, client {client_id}")
     previous_poll = server.registry.slot("ajax", uid, client_id)
     if previous_poll is not None and isinstance(previous_poll.conn, LongPoll):
         previous_poll.conn.offer(TIMEOUT)  # a client polls once at a time: end the old poll
-    slot, conn_id = server.registry.connect("ajax", uid, client_id, poll)
+    slot, conn_id = server.registry.connect("ajax", uid, client_id, poll, request=req)
     outlet, _ = server.delivery.open(
         uid,
         client_id,
@@ -302,24 +310,28 @@ def ajax_get(
 
     timeout_s = server.options.lp_timeout_ms / 1000
     if not held_here and not poll.done:
+        # a client whose FIN comes first is gone (as http-kit sees it): its pushes wait in
+        # its mailbox for its next poll rather than go out on a connection nobody reads
         return _held_by_loop(
-            server, environ, poll, lambda value: _poll_body(server, value), on_done=done
+            server,
+            environ,
+            poll,
+            lambda value: poll_answer(value, server._pack),
+            on_done=done,
+            answer_after_fin=False,
         )
     try:
         result = poll.wait(timeout_s, on_timeout=TIMEOUT)
+        try:
+            answer = poll_answer(result, server._pack)
+        except Exception:
+            done(result, False)  # what it carried is reported undelivered; Flask answers 500
+            raise
         done(result, True)
     finally:
         if held_here:
             _release(server)
-    return 200, _poll_body(server, result)
-
-
-def _poll_body(server: ChannelServer, value: Any) -> str | bytes:
-    if isinstance(value, PollBatch):
-        return value.packed
-    if value is CLOSED_BY_SERVER or value is CLIENT_GONE:
-        return b"" if server.packer.binary else ""
-    return server._pack(value)
+    return end_unreadably(environ) if isinstance(answer, bytes) else answer
 
 
 def ajax_post(
@@ -344,18 +356,27 @@ def ajax_post(
         return 200, server._pack(DUMMY_CB_200)
     timeout_s = server.options.lp_timeout_ms / 1000
     if _can_hand_over(server, environ):
-        waiter = LongPoll()
-        server.emit(event, uid=uid, client_id=req.client_id, request=req, reply=waiter.offer)
+        waiter = LongPoll(f"the Ajax POST of uid {uid!r}, client {req.client_id}")
+        reply = packing_reply(waiter, server._pack)
+        server.emit(event, uid=uid, client_id=req.client_id, request=req, reply=reply)
         # most handlers reply at once: answer on this thread and keep the HTTP connection;
         # only a slow reply moves to the loop (which closes the connection after it)
         if waiter.settled_within(_QUICK_REPLY_S):
-            return 200, server._pack(waiter.value)
-        return _held_by_loop(server, environ, waiter, server._pack)
+            return post_answer(waiter.value, server._pack)
+        # a reply is for this client alone: one that stopped writing may still read it
+        return _held_by_loop(
+            server,
+            environ,
+            waiter,
+            lambda value: post_answer(value, server._pack),
+            answer_after_fin=True,
+        )
     if not _hold(server):
         return 503, _BUSY
     try:
         oneshot = OneShot()
-        server.emit(event, uid=uid, client_id=req.client_id, request=req, reply=oneshot.offer)
-        return 200, server._pack(oneshot.wait(timeout_s, on_timeout=TIMEOUT))
+        reply = packing_reply(oneshot, server._pack)
+        server.emit(event, uid=uid, client_id=req.client_id, request=req, reply=reply)
+        return post_answer(oneshot.wait(timeout_s, on_timeout=TIMEOUT), server._pack)
     finally:
         _release(server)

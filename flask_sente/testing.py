@@ -25,6 +25,7 @@ import queue
 import socket
 import struct
 import threading
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -126,6 +127,28 @@ class SenteTestClient:
         """Close the channel socket (a normal close, 1000)."""
         self.client.disconnect()
 
+    def wait_closed(self, timeout: float = 5.0) -> int | None:
+        """Wait until the channel socket has ended; returns the server's close code."""
+        if not self.client.state.wait_for(_ended, timeout):
+            raise ReplyTimeout(f"the channel socket is still open after {timeout} s")
+        return self.close_code
+
+    @property
+    def close_code(self) -> int | None:
+        """The code of the close frame that ended the channel socket (None: no close frame)."""
+        close = self._close_frame()
+        return None if close is None else close["code"]
+
+    @property
+    def close_reason(self) -> str | None:
+        """The reason of the close frame that ended the channel socket."""
+        close = self._close_frame()
+        return None if close is None else close["reason"]
+
+    def _close_frame(self) -> Mapping[str, Any] | None:
+        close = self.client.state.get("last-ws-close")
+        return close if close is not None and close["clean?"] else None
+
     def __enter__(self) -> SenteTestClient:
         return self.connect()
 
@@ -203,6 +226,11 @@ class SenteTestClient:
 
 def _bytes(part: str | bytes) -> bytes:
     return part.encode() if isinstance(part, str) else part
+
+
+def _ended(state: Mapping[str, Any]) -> bool:
+    """The channel socket has closed (and stays closed: the test client does not reconnect)."""
+    return not state.get("open?") and "last-ws-close" in state
 
 
 def _open_or_ended(state: Any) -> bool:

@@ -6,12 +6,11 @@ import os
 import shutil
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support import RedisServer
+from tests.support import RedisServer, require_module, require_program, under_ci
 
 
 @pytest.fixture
@@ -30,6 +29,27 @@ def no_thread_leaks() -> Iterator[None]:
     except AssertionError:
         leaked = [t.name for t in threading.enumerate() if t not in before]
         raise AssertionError(f"threads left behind: {leaked}") from None
+
+
+# ---------------------------------------------------------------------------- CI
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any) -> None:
+    skipped = terminalreporter.stats.get("skipped", [])
+    if under_ci() and skipped:
+        terminalreporter.write_line(
+            f"CI: {len(skipped)} test(s) skipped, and under CI every test must run; "
+            "the run fails (install what they need: .ci/run does)",
+            red=True,
+        )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Under CI a skipped test fails the run: a missing dependency must not pass unseen."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter is not None else []
+    if under_ci() and skipped and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 # ---------------------------------------------------------------------------- Redis
@@ -66,12 +86,11 @@ WAIT_MS = 15_000
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    sync_api = require_module("playwright.sync_api", "pip install -e '.[dev]'")
+    chromium = require_program(CHROMIUM, "apt-get install chromium, or set SENTE_CHROMIUM")
     sync_api.expect.set_options(timeout=WAIT_MS)
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        b = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
         yield b
         b.close()
 

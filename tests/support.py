@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import queue
 import re
@@ -15,7 +16,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import Any, NoReturn
 
 import pytest
 import redis
@@ -24,6 +26,41 @@ from werkzeug.serving import make_server
 ROOT = Path(__file__).resolve().parents[1]
 # Copies of the protocol reference (vectors, captured traffic, transcripts): a clone tests itself.
 PROTOCOL_DIR = ROOT / "tests" / "fixtures" / "protocol"
+
+
+# ---------------------------------------------------------------------------- test dependencies
+
+
+def under_ci() -> bool:
+    """Whether the run is CI's (``CI`` set to anything but empty, 0, false or no)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def missing(what: str, install: str) -> NoReturn:
+    """A test dependency is missing: a skip on a developer's machine, a failure under CI,
+    where a broken install must not pass as a few skipped tests."""
+    message = f"{what} is missing ({install})"
+    if under_ci():
+        pytest.fail(f"{message}; under CI every test must run", pytrace=False)
+    pytest.skip(message, allow_module_level=True)
+
+
+def require_module(name: str, install: str) -> ModuleType:
+    """``import name``, or :func:`missing` (usable at module level)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        missing(f"the Python module {name}", install)
+
+
+def require_program(name: str, install: str) -> str:
+    """The path of a program (a name on PATH or an absolute path), or :func:`missing`."""
+    path = shutil.which(name) or (
+        name if Path(name).is_absolute() and Path(name).exists() else None
+    )
+    if path is None:
+        missing(f"the program {name}", install)
+    return path
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.01) -> Any:
@@ -167,12 +204,35 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def established_connections(pids: list[int], port: int) -> dict[int, int]:
+    """How many established TCP connections to local ``port`` each process holds (read
+    from ``/proc``), so a test can pick the gunicorn worker that serves some clients."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(FileNotFoundError), open(table) as rows:
+            for row in list(rows)[1:]:
+                fields = row.split()
+                local_port = int(fields[1].rsplit(":", 1)[1], 16)
+                if local_port == port and fields[3] == "01":  # 01: ESTABLISHED
+                    inodes.add(fields[9])
+    held: dict[int, int] = {}
+    for pid in pids:
+        fd_dir = Path(f"/proc/{pid}/fd")
+        count = 0
+        for fd in fd_dir.iterdir() if fd_dir.is_dir() else []:
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:[") and target[8:-1] in inodes:
+                    count += 1
+        held[pid] = count
+    return held
+
+
 class RedisServer:
     """redis-server in a subprocess; ``restart()`` keeps its port (and loses its data)."""
 
     def __init__(self) -> None:
-        if shutil.which("redis-server") is None:
-            pytest.fail("redis-server is not installed (.ci/run installs it with apt-get)")
+        require_program("redis-server", "apt-get install redis-server; .ci/run installs it")
         self.dir = tempfile.mkdtemp(prefix="sente-redis-")
         self.proc: subprocess.Popen[bytes] | None = None
         for _ in range(3):  # a free port may be taken before redis-server binds it

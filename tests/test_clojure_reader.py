@@ -8,16 +8,15 @@ JDK 17 sometimes prints with more digits than the shortest) our reader must read
 output back equal to the value.
 
 Debian's ``clojure`` package provides ``/usr/bin/clojure``. Without it the test is skipped,
-except under CI (``CI`` set), where it fails.
+except under CI, where it fails (:func:`tests.support.missing`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-import os
 import random
-import shutil
+import re
 import struct
 import subprocess
 import uuid
@@ -28,9 +27,12 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from flask_sente import protocol
-from flask_sente.edn import Char, Keyword, Symbol
+from flask_sente import edn, protocol
+from flask_sente.edn_reader import _TOKENS
+from flask_sente.errors import UnpackError
 from flask_sente.packers import EdnPacker
+from flask_sente.values import Char, Keyword, Symbol
+from tests.support import require_program
 
 EDN = EdnPacker()
 SEED = 20261128
@@ -45,7 +47,7 @@ CLOJURE_SCRIPT = """
             *print-meta* false, *print-readably* true]
     (doseq [line (line-seq in)]
       (.write out (try (pr-str (edn/read-string opts line))
-                       (catch Exception e (str "!ERROR " (.getMessage e)))))
+                       (catch Throwable e (str "!ERROR " (.getMessage e)))))
       (.write out "\\n")))
   (.flush out))
 """
@@ -214,39 +216,179 @@ def _cases() -> Iterator[Case]:
 CASES = list(_cases())
 
 
+# ---------------------------------------------------------------------------- respelled
+
+
+class Respeller:
+    """The same edn in other spellings Clojure's reader takes: other number forms, string
+    escapes (\\uXXXX, octal), \\uXXXX characters, commas and tabs for spaces, discarded
+    forms and metadata before values."""
+
+    _INT = re.compile(r"-?(0|[1-9][0-9]*)\Z")
+    _FLOAT = re.compile(r"-?[0-9]+\.[0-9]+\Z")
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+
+    def respell(self, text: str) -> str:
+        rng = self.rng
+        out: list[str] = []
+        end = 0
+        for match in _TOKENS.finditer(text):
+            gap = text[end : match.start(1)]
+            if gap and rng.random() < 0.5:
+                gap = rng.choice([" ", ",", " , ", "\t", ",,", "  "])
+            out.append(gap)
+            tok = match.group(1)
+            if tok[0] not in ")]}" and rng.random() < 0.06:
+                out.append(rng.choice(["#_ :x ", "#_[1 2] ", "#_#_ 1 2 "]))
+            if (tok[0] in "[{(" or tok == "#{") and rng.random() < 0.05:
+                out.append(rng.choice(["^:m ", "^{:a 1} ", "^tag "]))
+            out.append(self.token(tok))
+            end = match.end()
+        out.append(text[end:])
+        return "".join(out)
+
+    def token(self, tok: str) -> str:
+        rng = self.rng
+        if self._INT.match(tok) and rng.random() < 0.6:
+            n = int(tok)
+            sign = "-" if n < 0 else rng.choice(["", "+"])
+            forms = [f"{abs(n)}", f"0x{abs(n):X}", f"0X{abs(n):x}"]
+            if n:
+                forms += [f"0{abs(n):o}", f"2r{abs(n):b}", f"16r{abs(n):x}"]
+            return sign + rng.choice(forms)
+        if self._FLOAT.match(tok) and rng.random() < 0.5:
+            return tok + rng.choice(["e0", "E0", "e+0", "E-0"])
+        if tok.startswith('"') and len(tok) > 1:
+            return self.string(edn.loads(tok))
+        if tok.startswith("\\") and len(tok) == 2 and rng.random() < 0.5:
+            code = ord(tok[1])
+            return f"\\u{code:04X}" if rng.random() < 0.5 or code > 0o377 else f"\\o{code:o}"
+        return tok
+
+    def string(self, value: str) -> str:
+        rng = self.rng
+        out = []
+        for ch in value:
+            code = ord(ch)
+            if ch in _STRING_ESCAPES:
+                out.append(_STRING_ESCAPES[ch])
+            elif code < 0x10000 and not 0xD800 <= code <= 0xDFFF and rng.random() < 0.15:
+                out.append(f"\\u{code:04x}" if rng.random() < 0.5 else f"\\u{code:04X}")
+            elif code < 0o400 and rng.random() < 0.1:
+                out.append(f"\\{code:03o}")
+            else:
+                out.append(ch)
+        return '"' + "".join(out) + '"'
+
+
+_STRING_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\n": "\\n",
+    "\t": "\\t",
+    "\r": "\\r",
+    "\b": "\\b",
+    "\f": "\\f",
+}
+
+
+def _respelled() -> list[tuple[str, str]]:
+    """(respelled text, what Clojure must print for it: our own printing of the value)."""
+    respeller = Respeller(SEED)
+    exact = [case.packed or EDN.pack(case.value) for case in CASES if case.exact]
+    return [(respeller.respell(str(text)), str(text)) for text in exact[:200]]
+
+
+RESPELLED = _respelled()
+
+#: Clojure syntax beyond what our writer prints; each must read (and print) as in Clojure, or
+#: fail in both.
+SYNTAX = [
+    "017",
+    "[0x1F 0X1f 2r101 36rZZ -0x10 +5 -0]",  # not 5N: Clojure prints 5N back, we print 5
+    "[1. 1e3 1.5e-3 1e3M 1.5M 2/4 -2/4 4/2 ##Inf ##-Inf ## Inf]",
+    "[\\o101 \\u00e9 \\backspace \\formfeed \\€ \\( \\] \\space]",
+    '["\\101\\7" "\\ud83d\\ude00" "a\\tb" "\\u00E9"]',
+    "[:a/b/c a'b a#b :a#b clojure.core// / :-a -a +a .a :a.b/c*]",
+    "#:a{:b 1, :_/c 2, :x/d 3, e 4}",
+    "#:a {:b 1}",
+    '[^:m [1] ^{:a 1} (2) ^m {3 4} ^"t" #{5}]',
+    "[1 #_ 2 3 #_ #_ 4 5 6]",
+    "#_ 1 2",
+    "[1,2,,3\t4]",
+    '[#inst "2020" #inst "2020-02" #inst "2020-02-03T04" #inst "2020-02-03T04:05:06.789123-05:30"]',
+    '#uuid "5a2cbea3-e8c6-428b-b525-21239370dd55"',
+    '{"a" 1, [1 2] 3, {:b 4} 5, #{6} 7}',
+    "[1] [2]",
+    "[1] ]",
+    "09",
+    "1/0",
+    "::a",
+    ":",
+    "a:",
+    ":a:",
+    "#foo 1",
+    "#{1 1}",
+    "{:a 1 :a 2}",
+    "{:a}",
+    "[1",
+    '"abc',
+    "\\abc",
+    '"\\q"',
+    "#:a/b{}",
+    "##Foo",
+    "\\ud800",
+    "1a",
+    "1.5.5",
+    "0x",
+    "1e",
+    '#inst "2020-13"',
+    "#uuid 5",
+    "]",
+    "#",
+    "#(1)",
+    "#'a",
+    "\\o400",
+    '"\\400"',
+    "[::a]",
+    "{[1 2] 3 (1 2) 4}",
+]
+
+
 # ---------------------------------------------------------------------------- the JVM
 
 
-def _clojure_or_skip() -> str:
-    clojure = shutil.which("clojure")
-    if clojure is not None:
-        return clojure
-    if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
-        pytest.fail("clojure is not installed, but CI must run this test: apt-get install clojure")
-    pytest.skip("clojure is not installed (Debian: apt-get install clojure)")
-
-
 @pytest.fixture(scope="module")
-def printed(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Case, str, str]]:
-    """Each case with our packed text and what Clojure printed after reading it."""
-    clojure = _clojure_or_skip()
+def clojure_output(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """What Clojure printed for each text of CASES, RESPELLED and SYNTAX, in one JVM."""
+    clojure = require_program("clojure", "Debian: apt-get install clojure")
     script = tmp_path_factory.mktemp("clojure") / "read_print.clj"
     script.write_text(CLOJURE_SCRIPT, encoding="utf-8")
     texts = [case.packed or EDN.pack(case.value) for case in CASES]
+    texts += [respelled for respelled, _ in RESPELLED] + SYNTAX
     assert not any("\n" in text or "\r" in text for text in texts)
     result = subprocess.run(
         [clojure, str(script)],
         input="\n".join(texts) + "\n",
         capture_output=True,
         encoding="utf-8",
-        timeout=60,
+        timeout=120,
         check=False,
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.split("\n")
     assert lines[-1] == ""
     assert len(lines) - 1 == len(texts), result.stderr
-    return list(zip(CASES, texts, lines[:-1], strict=True))
+    return dict(zip(texts, lines[:-1], strict=True))
+
+
+@pytest.fixture(scope="module")
+def printed(clojure_output: dict[str, str]) -> list[tuple[Case, str, str]]:
+    """Each case with our packed text and what Clojure printed after reading it."""
+    texts = [str(case.packed or EDN.pack(case.value)) for case in CASES]
+    return [(case, text, clojure_output[text]) for case, text in zip(CASES, texts, strict=True)]
 
 
 def _report(failures: list[str]) -> str:
@@ -301,3 +443,31 @@ def test_unordered_values_differ_only_in_order(printed: list[tuple[Case, str, st
     unordered = [(ours, theirs) for case, ours, theirs in printed if not case.exact]
     assert any(ours != theirs for ours, theirs in unordered)
     assert all(sorted(ours) == sorted(theirs) for ours, theirs in unordered[:40])
+
+
+def test_clojure_reads_respelled_edn_as_we_do(clojure_output: dict[str, str]) -> None:
+    """Clojure prints each respelled text as we printed the original; so do we, reading it."""
+    assert sum(r != o for r, o in RESPELLED) >= 100  # most texts really are respelled
+    failures = []
+    for respelled, original in RESPELLED:
+        theirs = clojure_output[respelled]
+        ours = EDN.pack(EDN.unpack(respelled))
+        if theirs != original or ours != original:
+            failures.append(f"{respelled!r}\nclojure {theirs!r}\nours    {ours!r}")
+    assert not failures, _report(failures)
+
+
+def test_clojure_syntax_reads_as_in_clojure(clojure_output: dict[str, str]) -> None:
+    """Where Clojure reads, we read the same (printed alike); where it refuses, we refuse."""
+    failures = []
+    for text in SYNTAX:
+        theirs = clojure_output[text]
+        try:
+            ours = EDN.pack(edn.loads(text))
+        except UnpackError as exc:
+            ours = f"!ERROR {exc}"
+        if theirs.startswith("!") != ours.startswith("!") or (
+            not theirs.startswith("!") and theirs != ours
+        ):
+            failures.append(f"{text!r}\nclojure {theirs!r}\nours    {ours!r}")
+    assert not failures, _report(failures)

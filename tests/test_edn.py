@@ -11,13 +11,12 @@ from fractions import Fraction
 from typing import Any
 
 import pytest
-from edn_format import ImmutableDict
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flask_sente import edn
-from flask_sente.edn import Char, Keyword, Symbol
 from flask_sente.errors import PackError, UnpackError
+from flask_sente.values import Char, ImmutableDict, ImmutableVector, Keyword, Symbol
 
 K = Keyword
 UTC = dt.UTC
@@ -221,10 +220,18 @@ def test_reads_clojure_reader_syntax() -> None:
 
 
 def test_reads_collections_as_keys_and_set_members() -> None:
-    """Keys and set members must be hashable: vectors become tuples, maps read-only maps."""
-    value = edn.loads("{[1 [2]] :v, {:a [1]} :m, #{[1]} :s}")
-    assert value == {(1, (2,)): "v", ImmutableDict({"a": (1,)}): "m", frozenset({(1,)}): "s"}
-    assert edn.dumps(value) == "{(1 (2)) :v, {:a (1)} :m, #{(1)} :s}"
+    """Keys and set members must be hashable: vectors become ImmutableVectors (tuples written
+    back as vectors), maps ImmutableDicts; written back, they are what was read."""
+    text = "{[1 [2]] :v, {:a [1]} :m, #{[1]} :s, (1 [3]) :l}"
+    value = edn.loads(text)
+    assert value == {
+        (1, (2,)): "v",
+        ImmutableDict({"a": (1,)}): "m",
+        frozenset({(1,)}): "s",
+        (1, (3,)): "l",
+    }
+    assert [type(k) for k in value] == [ImmutableVector, ImmutableDict, frozenset, tuple]
+    assert edn.dumps(value) == text
     (member,) = edn.loads("#{{:a [1]}}")
     assert member == {"a": (1,)}
     assert hash(member) == hash(ImmutableDict({"a": (1,)}))

@@ -19,7 +19,7 @@ from flask_sente.packers import (
     MsgpackPacker,
     get_packer,
 )
-from flask_sente.protocol import Keyword
+from flask_sente.values import Keyword
 
 INNERS = ["json", "edn", "msgpack"]
 BIG = ["x" * 2000]

@@ -17,16 +17,14 @@ from typing import Any
 
 import msgpack as stdmsgpack
 import pytest
-from edn_format import ImmutableDict
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flask_sente import protocol
-from flask_sente.edn import Char, Symbol
 from flask_sente.errors import ConfigError, PackError, UnpackError
 from flask_sente.msgpack import dumps, loads
 from flask_sente.packers import MsgpackPacker, get_packer
-from flask_sente.protocol import Keyword
+from flask_sente.values import Char, ImmutableDict, Keyword, StringKey, Symbol
 from tests.support import PROTOCOL_DIR
 
 VECTORS = PROTOCOL_DIR / "vectors.json"
@@ -300,7 +298,8 @@ def test_keyword_and_string_keys_are_separate_cache_entries() -> None:
     packed = dumps(value, keywordize_keys=False)
     assert packed == h("94 81 d4 00 6b 01 81 a1 6b 02 81 d4 08 00 03 81 d4 08 01 04")
     back = loads(packed)
-    assert [type(next(iter(m))) for m in back] == [Keyword, str, Keyword, str]
+    assert [type(next(iter(m))) for m in back] == [Keyword, StringKey, Keyword, StringKey]
+    assert dumps(back) == packed  # string keys read stay strings, even with keywordize_keys
 
 
 def test_only_the_first_256_distinct_keys_are_cached() -> None:
@@ -369,13 +368,22 @@ def test_too_deep_is_a_pack_error() -> None:
         MsgpackPacker().pack(value)
 
 
+def test_zero_padding_after_the_value_is_ignored() -> None:
+    """Sente's ClojureScript client POSTs its msgpack stream's whole buffer (F12)."""
+    package = h("9292c70900746573742f6e6f6f7001c0")
+    padded = package + bytes(1024 - len(package))
+    assert loads(padded) == loads(package) == [[K("test/noop"), 1], None]
+    assert protocol.unpack(MsgpackPacker(), padded) == ([K("test/noop"), 1], None)
+
+
 @pytest.mark.parametrize(
     "data",
     [
         b"",
         b"\xc1",  # never used
         h("92 01"),  # truncated
-        h("01 02"),  # trailing data
+        h("01 02"),  # trailing data that is not zero padding
+        h("01 00 00 07"),  # zero padding, then more
         h("a2 ff fe"),  # not UTF-8
         h("d5 03 01 00"),  # ratio 1/0
         h("d4 03 01"),  # ratio of one int

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import uuid
 from decimal import Decimal
@@ -13,10 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flask_sente import protocol
-from flask_sente.edn import Symbol
 from flask_sente.errors import ConfigError, PackError, UnpackError
 from flask_sente.packers import EdnPacker, JsonPacker, Packer, get_packer
-from flask_sente.protocol import Keyword
+from flask_sente.values import Keyword, Symbol
 
 PACKERS: list[Packer] = [JsonPacker(), EdnPacker()]
 
@@ -37,7 +37,9 @@ def test_get_packer_by_name_or_object() -> None:
     assert repr(get_packer("edn")) == "EdnPacker(keywordize_keys=True)"
 
 
-@pytest.mark.parametrize("bad", ["transit", "gzip+transit", "", 42, object()], ids=repr)
+@pytest.mark.parametrize(
+    "bad", ["fressian", "gzip+fressian", "gzip+gzip+json", "", 42, object()], ids=repr
+)
 def test_get_packer_refuses_what_is_no_packer(bad: Any) -> None:
     with pytest.raises(ConfigError) as caught:
         get_packer(bad)
@@ -243,3 +245,42 @@ def test_edn_shaped_text_reads_or_raises_unpack_error_and_what_reads_writes(text
         assert exc.package is text
         return
     assert packer.unpack(packer.pack(value)) == value
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+    | st.uuids()
+    | st.datetimes()
+    | st.builds(Keyword, st.text(min_size=1)),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.frozensets(st.integers(), max_size=3)
+        | st.dictionaries(st.text(), inner, max_size=4)
+    ),
+    max_leaves=15,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_the_json_packer_writes_what_the_standard_json_encoder_writes(value: Any) -> None:
+    """It makes the C encoder once instead of on every call; the text must not change."""
+    from flask_sente.packers import _json_default
+
+    expected = json.dumps(
+        value, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_json_default
+    )
+    assert JsonPacker().pack(value) == expected
+
+
+def test_what_json_cannot_write_is_still_a_pack_error() -> None:
+    circular: list[Any] = []
+    circular.append(circular)
+    for value in (float("nan"), {1j: 1}, circular, object(), b"bytes"):
+        with pytest.raises(PackError):
+            JsonPacker().pack(value)

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from flask_sente import protocol
-from flask_sente.edn import Char, Symbol
 from flask_sente.errors import InvalidEvent, PackError, SenteError, UnpackError
 from flask_sente.packers import EdnPacker, JsonPacker
 from flask_sente.protocol import (
@@ -22,9 +21,9 @@ from flask_sente.protocol import (
     TIMEOUT,
     WS_PING,
     Format,
-    Keyword,
     MessageKind,
 )
+from flask_sente.values import Char, Keyword, Symbol
 
 K = Keyword
 EDN = EdnPacker()

@@ -20,7 +20,6 @@ from urllib.parse import parse_qs
 import pytest
 
 from flask_sente import edn, protocol
-from flask_sente.edn import Char, Symbol
 from flask_sente.errors import UnpackError
 from flask_sente.packers import EdnPacker
 from flask_sente.protocol import (
@@ -31,9 +30,9 @@ from flask_sente.protocol import (
     TIMEOUT,
     WS_PING,
     WS_PONG,
-    Keyword,
     MessageKind,
 )
+from flask_sente.values import Char, Keyword, Symbol
 from tests.support import PROTOCOL_DIR
 
 EDN = EdnPacker()

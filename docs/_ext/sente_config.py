@@ -39,6 +39,8 @@ MEANINGS = {
     "authorized_fn": "``fn(req)``: a falsy return rejects the request with "
     "``unauthorized_fn(req)``",
     "unauthorized_fn": "the response to a request ``authorized_fn`` refused (401)",
+    "maybe_unauthorized_fn": "Sente's ``:?unauthorized-fn``: ``fn(req)``, checked after every "
+    "other check; a non-None return is the response",
     "bad_csrf_fn": "the response to a request with a bad CSRF token (403)",
     "bad_origin_fn": "the response to a request from an origin not allowed (403)",
     "reject_fn": "``fn(req)``: a non-None return is the response, before every other check",
@@ -55,8 +57,9 @@ MEANINGS = {
     "recv_buf_or_n": "size of ``ch_recv``; when full the oldest message is dropped and logged",
     "max_message_size": "bytes; larger WebSocket messages close with 1009, larger POSTs get 413",
     "handler_workers": "threads running the decorator handlers",
-    "write_legacy_pack_format": "write Sente's v1 (``+``/``-``) format, for Sente 1.17 "
-    "and older peers",
+    "write_legacy_pack_format": "``True`` writes Sente's v1 (``+``/``-``) format, for Sente "
+    "1.17 and older peers; ``None`` follows ``flask_sente.protocol.WRITE_LEGACY_PACK_FORMAT``, "
+    "read at each write",
     "simulated_bad_conn_rate": "share of connection activities to sabotage, in [0, 1] (testing)",
     "connection_mode": '``"loop"``: WebSockets and waiting long-polls leave their request '
     'thread for one event-loop thread; ``"thread"``: each keeps its request thread (or '

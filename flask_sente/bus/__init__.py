@@ -6,7 +6,9 @@ of every machine shares the mailboxes and the presence counts through Redis, so 
 made anywhere reaches the client wherever its connection is, an Ajax client may poll any
 worker, and ``connected_uids`` and uidport events are cluster-wide.
 
-A bus is anything with the methods of :class:`Bus`.
+A bus is anything with the methods of :class:`Bus`. Mailboxes hold pushed events as
+:class:`~flask_sente.batching.Outgoing`: packed once, by ``send``. A bus that keeps them
+outside the process stores ``item.packed`` and reads it back with ``Outgoing.unread``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from ..batching import Outgoing
 from ..errors import ConfigError
 from ..mailbox import Lost
 from ..scheduler import Scheduler
@@ -41,9 +44,9 @@ class Bus(Protocol):
 
     def knows(self, uid: Any, client_id: str) -> bool: ...
 
-    def push(self, uid: Any, event: list[Any]) -> bool: ...
+    def push(self, uid: Any, item: Outgoing) -> bool: ...
 
-    def push_many(self, items: Sequence[tuple[Any, list[Any]]]) -> list[bool]:
+    def push_many(self, items: Sequence[tuple[Any, Outgoing]]) -> list[bool]:
         """``push`` for each ``(uid, event)``, in order, in one round trip."""
 
     def close_uid(self, uid: Any) -> None: ...
@@ -51,7 +54,9 @@ class Bus(Protocol):
     def position(self, uid: Any, client_id: str, reported: tuple[str, int] | None) -> int:
         """Where a new connection starts; see :func:`flask_sente.mailbox.start_position`."""
 
-    def read(self, uid: Any, client_id: str, after: int) -> tuple[str, list[tuple[int, Any]]]: ...
+    def read(
+        self, uid: Any, client_id: str, after: int
+    ) -> tuple[str, list[tuple[int, Outgoing]]]: ...
 
     def delivered(self, uid: Any, client_id: str, seq: int) -> None: ...
 

@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from ..batching import Outgoing
 from ..mailbox import Lost, Mailbox, MailRoom
 from ..scheduler import Scheduler
 from . import BusListener, ConnectedUids
@@ -34,16 +35,16 @@ class LocalBus:
         with self._lock:
             return self._room.get(uid, client_id) is not None
 
-    def push(self, uid: Any, event: list[Any]) -> bool:
+    def push(self, uid: Any, item: Outgoing) -> bool:
         now = time.monotonic()
         with self._lock:
             boxes = self._room.of(uid)
             for box in boxes:
-                self._room.push(box, event, now)
+                self._room.push(box, item, now)
         return bool(boxes)
 
-    def push_many(self, items: Sequence[tuple[Any, list[Any]]]) -> list[bool]:
-        return [self.push(uid, event) for uid, event in items]
+    def push_many(self, items: Sequence[tuple[Any, Outgoing]]) -> list[bool]:
+        return [self.push(uid, item) for uid, item in items]
 
     def close_uid(self, uid: Any) -> None:
         """Only this process has connections: the server closed them already."""
@@ -52,7 +53,7 @@ class LocalBus:
         with self._lock:
             return self._room.get_or_create(uid, client_id).start_seq(reported)
 
-    def read(self, uid: Any, client_id: str, after: int) -> tuple[str, list[tuple[int, Any]]]:
+    def read(self, uid: Any, client_id: str, after: int) -> tuple[str, list[tuple[int, Outgoing]]]:
         with self._lock:
             box = self._room.get(uid, client_id)
             return ("", []) if box is None else (box.epoch, box.after(after))
@@ -85,7 +86,13 @@ class LocalBus:
                 if box.idle_since == since:
                     self._room.expire_if_idle(box, time.monotonic())
 
-        self._scheduler.call_later(self._room.window_s, expire)
+        self._scheduler.call_later(
+            self._room.window_s,
+            expire,
+            what="a mailbox's expiry",
+            uid=box.uid,
+            client_id=box.client_id,
+        )
 
     # ------------------------------------------------------------------ presence
 

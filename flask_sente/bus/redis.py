@@ -21,6 +21,7 @@ local connections, without recovery), logs it, and reconnects with backoff.
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
 import threading
 import time
@@ -29,6 +30,7 @@ from typing import Any
 
 import redis
 
+from ..batching import Outgoing
 from ..errors import ConfigError
 from ..mailbox import Lost
 from . import BusListener, ConnectedUids
@@ -37,6 +39,8 @@ from .redis_link import Link
 from .redis_mailboxes import RedisMailboxes
 from .redis_notifier import Notifier
 from .redis_presence import DEAD_WORKER_BOUND_S, RedisPresence
+
+logger = logging.getLogger("flask_sente.bus.redis")
 
 
 class RedisBus:
@@ -87,10 +91,10 @@ class RedisBus:
     def knows(self, uid: Any, client_id: str) -> bool:
         return self.mailboxes.knows(uid, client_id)
 
-    def push(self, uid: Any, event: list[Any]) -> bool:
-        return self.mailboxes.push(uid, event)
+    def push(self, uid: Any, item: Outgoing) -> bool:
+        return self.mailboxes.push(uid, item)
 
-    def push_many(self, items: Sequence[tuple[Any, list[Any]]]) -> list[bool]:
+    def push_many(self, items: Sequence[tuple[Any, Outgoing]]) -> list[bool]:
         return self.mailboxes.push_many(items)
 
     def settle(self, *, final: bool = False) -> None:
@@ -107,7 +111,7 @@ class RedisBus:
     def position(self, uid: Any, client_id: str, reported: tuple[str, int] | None) -> int:
         return self.mailboxes.position(uid, client_id, reported)
 
-    def read(self, uid: Any, client_id: str, after: int) -> tuple[str, list[tuple[int, Any]]]:
+    def read(self, uid: Any, client_id: str, after: int) -> tuple[str, list[tuple[int, Outgoing]]]:
         return self.mailboxes.read(uid, client_id, after)
 
     def delivered(self, uid: Any, client_id: str, seq: int) -> None:
@@ -184,6 +188,8 @@ class RedisBus:
                             self.mailboxes.release(worker)
             except redis.RedisError as exc:
                 self._link.down("heartbeat", exc)
+            except Exception:  # a dead heartbeat would get this worker's uids reaped
+                logger.exception("the heartbeat or the reaper failed; going on")
             self._stop.wait(presence.HEARTBEAT_S)
 
 

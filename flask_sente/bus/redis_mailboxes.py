@@ -27,6 +27,7 @@ from typing import Any
 
 import redis
 
+from ..batching import Outgoing
 from ..errors import BrokerUnavailable
 from ..mailbox import Lost, start_position
 from .redis_link import Link, never_sent, uid_key, uid_of
@@ -65,7 +66,7 @@ class RedisMailboxes:
         self._held: dict[str, int] = {}
         self._batches = itertools.count(1)
         #: Pushes that may or may not be in Redis: (uid key, push id, uid, event).
-        self._unsure: list[tuple[str, str, Any, list[Any]]] = []
+        self._unsure: list[tuple[str, str, Any, Outgoing]] = []
 
     def _mb(self, u: str, client_id: str) -> str:
         return f"{self._prefix}mb:{u}:{client_id}"
@@ -96,7 +97,7 @@ class RedisMailboxes:
 
     # ------------------------------------------------------------------ pushing
 
-    def push_many(self, items: Sequence[tuple[Any, list[Any]]]) -> list[bool]:
+    def push_many(self, items: Sequence[tuple[Any, Outgoing]]) -> list[bool]:
         """Store each ``(uid, event)`` in its uid's mailboxes, in order, with one script;
         per item, whether a mailbox took it (an unsure one counts as taken).
 
@@ -104,10 +105,10 @@ class RedisMailboxes:
         if not items:
             return []
         base = f"{self._worker_id}.{next(self._batches)}."
-        keyed = [(uid_key(uid), uid, event) for uid, event in items]
+        keyed = [(uid_key(uid), uid, item) for uid, item in items]
         args: list[Any] = [self._prefix, self._backlog, self._ttl_ms, self._worker_id, base]
-        for u, _, event in keyed:
-            args += (u, self._packer.pack(event))
+        for u, _, item in keyed:
+            args += (u, item.packed)
         try:
             reached = self._push(args=args)
         except redis.RedisError as exc:
@@ -116,13 +117,13 @@ class RedisMailboxes:
                 raise BrokerUnavailable(str(exc)) from exc
             with self._lock:
                 self._unsure += [
-                    (u, f"{base}{k}", uid, event) for k, (u, uid, event) in enumerate(keyed, 1)
+                    (u, f"{base}{k}", uid, item) for k, (u, uid, item) in enumerate(keyed, 1)
                 ]
             return [True] * len(items)
         return [int(n) > 0 for n in reached]
 
-    def push(self, uid: Any, event: list[Any]) -> bool:
-        return self.push_many([(uid, event)])[0]
+    def push(self, uid: Any, item: Outgoing) -> bool:
+        return self.push_many([(uid, item)])[0]
 
     def settle(self, *, final: bool = False) -> None:
         """Look up the unsure pushes; report those that never got in. Raises when Redis
@@ -139,15 +140,15 @@ class RedisMailboxes:
             found = self._found(args=args)
         except redis.RedisError:
             if final:
-                for _, _, uid, event in unsure:
-                    self._lost(uid, [event], "the message broker failed; the push may be lost")
+                for _, _, uid, item in unsure:
+                    self._lost(uid, [item], "the message broker failed; the push may be lost")
                 return
             with self._lock:
                 self._unsure[:0] = unsure
             raise
-        for (_, _, uid, event), hit in zip(unsure, found, strict=True):
+        for (_, _, uid, item), hit in zip(unsure, found, strict=True):
             if not int(hit):
-                self._lost(uid, [event], "the message broker failed before storing the push")
+                self._lost(uid, [item], "the message broker failed before storing the push")
 
     # ------------------------------------------------------------------ reading
 
@@ -163,7 +164,7 @@ class RedisMailboxes:
             return 0
         return start_position(reported, str(epoch or ""), int(seq or 0), int(delivered or 0))
 
-    def read(self, uid: Any, client_id: str, after: int) -> tuple[str, list[tuple[int, Any]]]:
+    def read(self, uid: Any, client_id: str, after: int) -> tuple[str, list[tuple[int, Outgoing]]]:
         u = uid_key(uid)
         try:
             epoch, entries = self._read(
@@ -174,10 +175,10 @@ class RedisMailboxes:
             self._link.down("read", exc)
             return "", []
         events = []
-        unpack = self._packer.unpack
+        packer = self._packer
         for entry_id, fields in entries:
             seq = int(entry_id.split("-", 1)[0])
-            events.append((seq, unpack(fields[fields.index("e") + 1])))
+            events.append((seq, Outgoing.unread(packer, fields[fields.index("e") + 1])))
         return epoch, events
 
     def delivered(self, uid: Any, client_id: str, seq: int) -> None:

@@ -89,8 +89,11 @@ class Notifier:
                 backoff = 0.1
                 while not self._stop.is_set():
                     message = pubsub.get_message(timeout=1.0)
-                    if message is not None:
-                        self._on_message(str(message["data"]))
+                    try:  # a dead subscriber would leave this worker deaf to every push
+                        if message is not None:
+                            self._on_message(str(message["data"]))
+                    except Exception:
+                        logger.exception("cannot handle %r; the subscription goes on", message)
             except redis.RedisError as exc:
                 link.down("subscription", exc)
                 self._stop.wait(backoff)

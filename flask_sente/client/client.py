@@ -22,6 +22,7 @@ from typing import Any
 from ..errors import ChannelClosed, ConfigError, ReplyError, ReplyTimeout
 from ..packers import Packer, get_packer
 from ..protocol import ERROR, TIMEOUT, cb_error
+from ..typecheck import check_arguments
 from .backoff import exp_backoff
 from .cookies import Cookies, cookie_jar
 from .messages import ChRecv, ClientEventMsg
@@ -69,6 +70,7 @@ class Client:
     sends are answered ``chsk/closed`` until :meth:`connect` or :meth:`reconnect`.
     """
 
+    @check_arguments
     def __init__(
         self,
         url: str,
@@ -266,7 +268,7 @@ class Client:
         With ``cb``, ``timeout_ms`` is required: ``cb`` later gets the reply, or
         ``chsk/timeout``, ``chsk/closed`` (also at once, with a False return, when the
         channel is not open) or ``chsk/error``. ``flush`` is accepted for Sente parity; the
-        client never buffers sends.
+        client never buffers sends. ``InvalidEvent`` or ``PackError`` come before any sending.
         """
         return self._send(event, timeout_ms, cb, inline=False)
 
@@ -274,8 +276,6 @@ class Client:
         self, event: Sequence[Any], timeout_ms: int | None, cb: Callback | None, *, inline: bool
     ) -> bool:
         """Where every event goes out: the protocol checks and packs it before anything else."""
-        if cb is not None and (timeout_ms is None or timeout_ms < 0):
-            raise ConfigError("a callback needs timeout_ms, a non-negative number of milliseconds")
         return self._runner.send(event, timeout_ms, cb, inline)
 
     def request(self, event: Sequence[Any], timeout: float = 10.0) -> Any:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..errors import UsageError
 from ..protocol import event_data, event_id, is_event
 from ..router import RecvQueue
 from .state import ClientState
@@ -58,19 +59,19 @@ class ClientEventMsg:
     @property
     def send_fn(self) -> Callable[..., bool]:
         if self.client is None:
-            raise RuntimeError("this event message is not attached to a client")
+            raise UsageError("this event message is not attached to a client")
         return self.client.send
 
     @property
     def state(self) -> ClientState:
         if self.client is None:
-            raise RuntimeError("this event message is not attached to a client")
+            raise UsageError("this event message is not attached to a client")
         return self.client.state
 
     @property
     def ch_recv(self) -> ChRecv:
         if self.client is None:
-            raise RuntimeError("this event message is not attached to a client")
+            raise UsageError("this event message is not attached to a client")
         return self.client.ch_recv
 
 

@@ -200,7 +200,8 @@ class ClientProtocol:
 
         The one place an outgoing event is checked and packed: first, whatever the state, so
         a bad event raises :class:`~flask_sente.errors.InvalidEvent` or
-        :class:`~flask_sente.errors.PackError` before anything else happens. ``callback``
+        :class:`~flask_sente.errors.PackError`, and a callback without ``timeout_ms`` a
+        :class:`~flask_sente.errors.ConfigError`, before anything else happens. ``callback``
         (any object) comes back in an :class:`~.context.Answer` with the reply, or
         ``chsk/closed`` (at once when the channel is not open), ``chsk/timeout`` after
         ``timeout_ms``, or ``chsk/error``. Without a callback, ``timeout_ms`` bounds an Ajax
@@ -208,6 +209,8 @@ class ClientProtocol:
         """
         ctx, channel = self._ctx, self._channel
         ev = normalize_event(assert_event(event))
+        if callback is not None and not (isinstance(timeout_ms, int | float) and timeout_ms >= 0):
+            raise ConfigError(f"a callback needs timeout_ms, milliseconds >= 0: got {timeout_ms!r}")
         cb_uuid = ctx.callbacks.new_uuid() if callback is not None else None
         package = ctx.pack(ev, channel.marker(cb_uuid))
         return channel.send(package, cb_uuid, callback, timeout_ms, now)

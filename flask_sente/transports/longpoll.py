@@ -58,9 +58,15 @@ class OneShot:
 
 
 class LongPoll(OneShot):
-    """A waiting Ajax GET. Its value: a list of events, a reply value, or a sentinel."""
+    """A waiting Ajax GET. Its value: a list of events, a reply value, or a sentinel.
+
+    ``label`` names it in the log (whose request it is)."""
 
     kind = "ajax"
+
+    def __init__(self, label: str = "an Ajax request") -> None:
+        super().__init__()
+        self.label = label
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         self.offer(CLOSED_BY_SERVER)

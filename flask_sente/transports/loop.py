@@ -21,8 +21,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .longpoll import CLIENT_GONE, LongPoll
-from .websocket import GOING_AWAY, CloseInfo, WsSession
+from .longpoll import CLIENT_GONE, CLOSED_BY_SERVER, LongPoll
+from .websocket import GOING_AWAY, INTERNAL_ERROR, CloseInfo, WsSession
 
 logger = logging.getLogger("flask_sente.transports.loop")
 
@@ -30,16 +30,23 @@ _RECV_BYTES = 65536
 _PULL_BELOW = 256 * 1024
 #: A client that lets this much unsent data pile up is dropped as a slow consumer.
 MAX_WRITE_BUFFER = 8 * 1024 * 1024
+#: The answer to a waiting Ajax request whose answer could not be made.
+_SERVER_ERROR = (
+    b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\n"
+    b"Content-Length: 21\r\nConnection: close\r\n\r\ninternal server error"
+)
 
 
 class _Entry:
-    __slots__ = ("closed", "out", "read_closed", "scheduled", "sock")
+    __slots__ = ("closed", "faulted", "out", "read_closed", "scheduled", "sock")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.out = bytearray()
         self.scheduled: float | None = None
         self.closed = False
+        #: Serving it raised once: it is closing; a second failure drops it at once.
+        self.faulted = False
         #: The client half-closed (it sent all it meant to); it may still read our answer.
         self.read_closed = False
 
@@ -56,7 +63,15 @@ class _WsEntry(_Entry):
 
 
 class _PollEntry(_Entry):
-    __slots__ = ("deadline", "on_done", "poll", "respond", "responded", "timeout_value")
+    __slots__ = (
+        "answer_after_fin",
+        "deadline",
+        "on_done",
+        "poll",
+        "respond",
+        "responded",
+        "timeout_value",
+    )
 
     def __init__(
         self,
@@ -66,6 +81,7 @@ class _PollEntry(_Entry):
         timeout_value: Any,
         respond: Callable[[Any], bytes],
         on_done: Callable[[Any, bool], None],
+        answer_after_fin: bool,
     ) -> None:
         super().__init__(sock)
         self.poll = poll
@@ -73,6 +89,7 @@ class _PollEntry(_Entry):
         self.timeout_value = timeout_value
         self.respond = respond
         self.on_done = on_done
+        self.answer_after_fin = answer_after_fin
         self.responded = False
 
 
@@ -149,11 +166,22 @@ class EventLoop:
         timeout_value: Any,
         respond: Callable[[Any], bytes],
         on_done: Callable[[Any, bool], None],
+        answer_after_fin: bool,
     ) -> None:
         """Answer ``poll`` on ``sock`` once it completes, or with ``timeout_value`` after
-        ``timeout_s``. ``on_done(value, written)`` says whether the answer reached the socket."""
+        ``timeout_s``. ``on_done(value, written)`` says whether the answer reached the socket.
+
+        When the client sends its FIN first, ``answer_after_fin`` decides: the answer still
+        goes out (a client may stop writing and still read), or the request ends at once,
+        unanswered, with ``CLIENT_GONE`` (what http-kit does)."""
         entry = _PollEntry(
-            sock, poll, time.monotonic() + timeout_s, timeout_value, respond, on_done
+            sock,
+            poll,
+            time.monotonic() + timeout_s,
+            timeout_value,
+            respond,
+            on_done,
+            answer_after_fin,
         )
         poll.notify = lambda: self._mark(entry)
         self._add(entry)
@@ -161,8 +189,9 @@ class EventLoop:
     def close(self, timeout_s: float = 5.0) -> None:
         """Close every connection and stop the thread, within ``timeout_s``.
 
-        WebSockets get a close frame (1001) and a short while to answer it; long-polls
-        still waiting are dropped, so their clients poll again elsewhere."""
+        WebSockets get a close frame (1001) and a short while to answer it; requests still
+        waiting are completed with ``CLOSED_BY_SERVER`` and get the answer their ``respond``
+        gives it (a long-poll fails, so its client connects again, elsewhere if need be)."""
         self._stop_at = time.monotonic() + min(timeout_s / 2, 1.0)
         self._running = False
         self._wake()
@@ -201,7 +230,9 @@ class EventLoop:
                         if isinstance(entry, _WsEntry):
                             entry.session.close(GOING_AWAY, "server shutting down")
                         else:
-                            self._drop(entry, CloseInfo(None, "server closing", True))
+                            assert isinstance(entry, _PollEntry)
+                            entry.poll.offer(CLOSED_BY_SERVER)
+                            self._service(entry, time.monotonic())
                 timeout = 0.05 if closing else None
                 if self._heap:
                     next_due = max(0.0, self._heap[0][0] - time.monotonic())
@@ -211,7 +242,10 @@ class EventLoop:
                     if entry is None:
                         self._drain_wake()
                     elif not entry.closed:
-                        self._on_ready(entry, mask)
+                        try:
+                            self._on_ready(entry, mask)
+                        except Exception as exc:
+                            self._fault(entry, exc)
                 with self._lock:
                     # cleared together with taking the work: a later _mark writes a new byte
                     self._woken = False
@@ -222,12 +256,12 @@ class EventLoop:
                     self._register(entry)
                 for entry in added + dirty:
                     if not entry.closed:
-                        self._service(entry, now)
+                        self._service_safely(entry, now)
                 while self._heap and self._heap[0][0] <= now:
                     _, _, entry = heapq.heappop(self._heap)
                     entry.scheduled = None
                     if not entry.closed:
-                        self._service(entry, now)
+                        self._service_safely(entry, now)
         except Exception:
             logger.exception("the event loop failed; dropping its connections")
         finally:
@@ -265,6 +299,10 @@ class EventLoop:
                     else:
                         entry.session.peer_gone()
                 elif not data:
+                    assert isinstance(entry, _PollEntry)
+                    if not entry.answer_after_fin and not entry.poll.done:
+                        self._drop(entry, CloseInfo(None, "client gone", False))
+                        return
                     entry.read_closed = True  # an HTTP client may half-close and still read
         self._service(entry, time.monotonic())
 
@@ -281,9 +319,10 @@ class EventLoop:
             if not entry.poll.done and now >= entry.deadline:
                 entry.poll.offer(entry.timeout_value)
             if entry.poll.done and not entry.responded:
+                value = entry.poll.value
+                answer = b"" if value is CLIENT_GONE else entry.respond(value)
                 entry.responded = True
-                if entry.poll.value is not CLIENT_GONE:
-                    entry.out += entry.respond(entry.poll.value)
+                entry.out += answer
             finished = entry.responded
             deadline = None if entry.responded else entry.deadline
         if not self._flush(entry):
@@ -294,6 +333,30 @@ class EventLoop:
         if deadline is not None and (entry.scheduled is None or deadline < entry.scheduled):
             entry.scheduled = deadline
             heapq.heappush(self._heap, (deadline, next(self._seq), entry))
+
+    def _service_safely(self, entry: _Entry, now: float) -> None:
+        try:
+            self._service(entry, now)
+        except Exception as exc:
+            self._fault(entry, exc)
+
+    def _fault(self, entry: _Entry, exc: Exception) -> None:
+        """Serving one connection raised: log it with whose it is, and close it with a
+        reason its client sees (1011, or a 500 answer); the other connections go on."""
+        if isinstance(entry, _WsEntry):
+            logger.error("serving %s failed; closing it", entry.session.label, exc_info=exc)
+            if not entry.faulted:
+                entry.faulted = True
+                entry.session.close(INTERNAL_ERROR, "internal server error")
+                self._mark(entry)  # the close frame goes out on the next turn
+                return
+        elif isinstance(entry, _PollEntry):
+            logger.error("serving %s failed; answering 500", entry.poll.label, exc_info=exc)
+            if not entry.responded:
+                entry.responded = True
+                with contextlib.suppress(OSError):
+                    entry.sock.send(_SERVER_ERROR)
+        self._drop(entry, CloseInfo(INTERNAL_ERROR, "internal server error", True))
 
     def _flush(self, entry: _Entry) -> bool:
         """Write what fits; False when the connection had to be dropped."""

@@ -2,17 +2,21 @@
 
 The thread waits on the socket and on a wake-up socket pair at once, so it both reads
 frames and writes what other threads queued, and no two threads ever write to the socket.
-Under gevent this thread is a greenlet and the wait is cooperative.
+Under gevent this thread is a greenlet and the wait is cooperative. Should serving the
+session raise, the client gets a close frame (1011) and the log says whose connection it was.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import selectors
 import socket
 import time
 
-from .websocket import WsSession
+from .websocket import INTERNAL_ERROR, WsSession
+
+logger = logging.getLogger("flask_sente.transports.threaded")
 
 _WRITE_TIMEOUT_S = 10.0
 _RECV_BYTES = 65536
@@ -59,6 +63,12 @@ def serve_on_thread(session: WsSession, sock: socket.socket) -> None:
                     sock.sendall(reply)
     except OSError as exc:
         session.peer_gone(f"socket error: {exc}")
+    except Exception as exc:
+        logger.error("serving %s failed; closing it", session.label, exc_info=exc)
+        session.close(INTERNAL_ERROR, "internal server error")
+        with contextlib.suppress(Exception):
+            sock.sendall(session.output(time.monotonic()))
+        session.peer_gone("internal server error")
     finally:
         session.wake = lambda: None
         selector.close()

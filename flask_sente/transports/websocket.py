@@ -37,6 +37,7 @@ GOING_AWAY = 1001
 PROTOCOL_ERROR = 1002
 POLICY_VIOLATION = 1008
 MESSAGE_TOO_BIG = 1009
+INTERNAL_ERROR = 1011
 TRY_AGAIN_LATER = 1013
 
 CLOSE_HANDSHAKE_TIMEOUT_S = 2.0
@@ -83,7 +84,10 @@ class WsSession:
         max_queued_bytes: int = 8 * 1024 * 1024,
         drop_oldest: bool = False,
         on_dropped: Callable[[int], None] = lambda count: None,
+        label: str = "a WebSocket",
     ) -> None:
+        #: Names the connection in the log (whose it is).
+        self.label = label
         self._ws = WSConnection(ConnectionType.SERVER)
         self._max_message_size = max_message_size
         self._kalive_s = kalive_s
@@ -104,6 +108,8 @@ class WsSession:
         self._size = 0
         self._ping_sent_at: float | None = None
         self.last_activity = time.monotonic()
+        #: When the client's last whole message came in.
+        self._heard_at = self.last_activity
         self.close_info: CloseInfo | None = None
 
     # ------------------------------------------------------------------ any thread
@@ -208,8 +214,7 @@ class WsSession:
         message = self._parts.getvalue()
         self._parts = None
         self._size = 0
-        self.last_activity = time.monotonic()
-        self._ping_sent_at = None
+        self.last_activity = self._heard_at = time.monotonic()
         self.on_message(message)
 
     def peer_gone(self, reason: str = "peer went away") -> None:
@@ -237,7 +242,11 @@ class WsSession:
         return out
 
     def tick(self, now: float) -> None:
-        """Keepalive and close-handshake deadlines; may queue a ping or start closing."""
+        """Keepalive and close-handshake deadlines; may queue a ping or start closing.
+
+        As Sente's server: a ping goes out once the connection was idle for ``kalive_s``;
+        after it nothing more happens for ``ping_timeout_s`` (no second ping), and then a
+        client that sent nothing since the ping is taken for gone and closed."""
         if self.close_info is not None:
             return
         if self._close_deadline is not None:
@@ -248,13 +257,16 @@ class WsSession:
         if self._kalive_s is None:
             return
         if self._ping_sent_at is not None:
-            if (
-                self._ping_timeout_s is not None
-                and now - self._ping_sent_at >= self._ping_timeout_s
-            ):
+            wait_s = self._ping_timeout_s if self._ping_timeout_s is not None else self._kalive_s
+            if now - self._ping_sent_at < wait_s:
+                return
+            answered = self._heard_at >= self._ping_sent_at
+            self._ping_sent_at = None
+            if not answered and self._ping_timeout_s is not None:
                 logger.info("WebSocket silent after a ping; closing it as broken")
                 self.close(GOING_AWAY, "ping timeout")
-        elif now - self.last_activity >= self._kalive_s:
+                return
+        if now - self.last_activity >= self._kalive_s:
             self._ping_sent_at = now
             self.deliver(self._ping_message)
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from tests.browser.support import Server
-from tests.support import ROOT
+from tests.support import ROOT, require_module
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+sync_api = require_module("playwright.sync_api", "pip install -e '.[dev]'")
 expect = sync_api.expect
 
 CHAT = "examples/chat/app.py"

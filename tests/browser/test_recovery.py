@@ -11,8 +11,9 @@ import pytest
 
 from tests.browser.support import Server
 from tests.browser.test_sente_js import CONFORMANCE, RECORDER, connect, wait_open
+from tests.support import require_module
 
-pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+require_module("playwright.sync_api", "pip install -e '.[dev]'")
 
 UID = "b1"
 

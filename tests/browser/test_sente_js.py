@@ -12,8 +12,9 @@ import pytest
 
 import flask_sente
 from tests.browser.support import Server
+from tests.support import require_module
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+sync_api = require_module("playwright.sync_api", "pip install -e '.[dev]'")
 expect = sync_api.expect
 
 CONFORMANCE = "examples/conformance.py"
@@ -210,7 +211,8 @@ def test_a_wrong_csrf_token_never_opens(csrf_server: Server, open_page: Any) -> 
 
 
 def test_server_pings_are_answered(start_server: Callable[..., Server], open_page: Any) -> None:
-    server = start_server(CONFORMANCE, "--ws-kalive-ms", "400")
+    # after a ping the server waits ws_ping_timeout_ms before the next (as Sente's): keep it short
+    server = start_server(CONFORMANCE, "--ws-kalive-ms", "400", "--ws-ping-timeout-ms", "300")
     page = open_page(server)
     sockets: list[Any] = []
     sent: list[str] = []

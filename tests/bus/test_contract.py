@@ -7,10 +7,22 @@ from collections.abc import Iterator
 
 import pytest
 
+from flask_sente.batching import Outgoing
 from flask_sente.bus import Bus, make_bus
 from flask_sente.packers import get_packer
 from flask_sente.scheduler import Scheduler
 from tests.support import wait_until
+
+PACKER = get_packer("json")
+
+
+def ev(n: int) -> Outgoing:
+    """What ``send`` puts on a bus: the event ``["a/b", n]``, packed."""
+    return Outgoing.of(PACKER, ["a/b", n])
+
+
+def read(bus: Bus, uid: str, client_id: str, after: int) -> list:
+    return [(seq, item.event) for seq, item in bus.read(uid, client_id, after)[1]]
 
 
 class Listener:
@@ -48,7 +60,7 @@ def make(request) -> Iterator:
             url,
             scheduler=scheduler,
             lost=lambda uid, events, why: lost.append((uid, events, why)),
-            packer=get_packer("json"),
+            packer=PACKER,
             channel=channel,
             **options,
         )
@@ -65,32 +77,36 @@ def make(request) -> Iterator:
 
 def test_push_reaches_every_mailbox_of_the_uid_numbered_in_order(make):
     bus = make()
-    assert bus.push("u", ["a/b", 0]) is False  # nobody to push to
+    assert bus.push("u", ev(0)) is False  # nobody to push to
     bus.ensure_mailbox("u", "c1")
     bus.ensure_mailbox("u", "c2")
     for i in range(1, 4):
-        assert bus.push("u", ["a/b", i]) is True
+        assert bus.push("u", ev(i)) is True
     for client in ("c1", "c2"):
-        epoch, events = bus.read("u", client, 0)
-        assert epoch and events == [(1, ["a/b", 1]), (2, ["a/b", 2]), (3, ["a/b", 3])]
-    assert bus.read("u", "c1", 2)[1] == [(3, ["a/b", 3])]
-    assert bus.read("other", "c1", 0)[1] == []
+        assert bus.read("u", client, 0)[0]
+        assert read(bus, "u", client, 0) == [(1, ["a/b", 1]), (2, ["a/b", 2]), (3, ["a/b", 3])]
+    assert read(bus, "u", "c1", 2) == [(3, ["a/b", 3])]
+    assert read(bus, "other", "c1", 0) == []
+    # the packed form is what was pushed, whoever stores it
+    assert [item.packed for _, item in bus.read("u", "c1", 0)[1]] == [
+        ev(i).packed for i in (1, 2, 3)
+    ]
 
 
 def test_a_batch_is_numbered_in_order_and_says_which_pushes_found_a_mailbox(make):
     bus = make()
     bus.ensure_mailbox("u", "c")
-    batch = [("u", ["a/b", 1]), ("nobody", ["a/b", 2]), ("u", ["a/b", 3]), (7, ["a/b", 4])]
+    batch = [("u", ev(1)), ("nobody", ev(2)), ("u", ev(3)), (7, ev(4))]
     assert bus.push_many(batch) == [True, False, True, False]
     assert bus.push_many([]) == []
-    assert bus.read("u", "c", 0)[1] == [(1, ["a/b", 1]), (2, ["a/b", 3])]
+    assert read(bus, "u", "c", 0) == [(1, ["a/b", 1]), (2, ["a/b", 3])]
 
 
 def test_positions_follow_reports_of_the_same_epoch_else_what_was_delivered(make):
     bus = make()
     bus.ensure_mailbox("u", "c")
     for i in range(5):
-        bus.push("u", ["a/b", i])
+        bus.push("u", ev(i))
     epoch, _ = bus.read("u", "c", 0)
     assert bus.position("u", "c", None) == 0
     bus.delivered("u", "c", 3)
@@ -107,7 +123,7 @@ def test_backlog_is_bounded(make):
     bus = make(backlog=3)
     bus.ensure_mailbox("u", "c")
     for i in range(6):
-        bus.push("u", ["a/b", i])
+        bus.push("u", ev(i))
     assert [seq for seq, _ in bus.read("u", "c", 0)[1]] == [4, 5, 6]
 
 
@@ -125,9 +141,8 @@ def test_presence_counts_first_and_last_across_kinds(make):
     assert bus.connected_uids()["any"] == frozenset()
 
 
+@pytest.mark.parametrize("make", ["redis"], indirect=True)  # local: one process by definition
 def test_presence_is_shared_by_buses_of_one_cluster(make):
-    if make.kind == "local":
-        pytest.skip("the in-process bus is one process by definition")
     one, two = make(), make()
     listener = Listener()
     two.start(listener)
@@ -140,14 +155,13 @@ def test_presence_is_shared_by_buses_of_one_cluster(make):
     assert two.closed("u", "ajax") is True
     one.ensure_mailbox("v", "c")
     two.attach("v", "c")  # a connection of v's client on two: two must hear of v's pushes
-    one.push("v", ["a/b", 1])
+    one.push("v", ev(1))
     wait_until(lambda: listener.pushes == ["v"], 5)
-    assert two.read("v", "c", 0)[1] == [(1, ["a/b", 1])]
+    assert read(two, "v", "c", 0) == [(1, ["a/b", 1])]
 
 
+@pytest.mark.parametrize("make", ["redis"], indirect=True)  # local: one process by definition
 def test_a_push_wakes_only_the_workers_holding_the_uid(make):
-    if make.kind == "local":
-        pytest.skip("the in-process bus is one process by definition")
     pusher, holder, bystander = make(), make(), make()
     heard = {"holder": Listener(), "bystander": Listener()}
     holder.start(heard["holder"])
@@ -158,25 +172,24 @@ def test_a_push_wakes_only_the_workers_holding_the_uid(make):
     holder.attach("x", "c")
     bystander.attach("y", "c")
     bystander.detach("y", "c")  # y's connection on the bystander ended
-    assert pusher.push_many([("x", ["a/b", 1]), ("y", ["a/b", 2]), ("x", ["a/b", 3])]) == [
+    assert pusher.push_many([("x", ev(1)), ("y", ev(2)), ("x", ev(3))]) == [
         True,
         True,
         True,
     ]
-    pusher.push("y", ["a/b", 4])
+    pusher.push("y", ev(4))
     bystander.attach("y", "c")
-    pusher.push("y", ["a/b", 5])  # the last push: the bystander now hears of it
+    pusher.push("y", ev(5))  # the last push: the bystander now hears of it
     wait_until(lambda: heard["bystander"].pushes == ["y"], 5)
-    pusher.push("x", ["a/b", 6])  # what the holder hears after this is all it heard before
+    pusher.push("x", ev(6))  # what the holder hears after this is all it heard before
     wait_until(lambda: len(heard["holder"].pushes) >= 2, 5)
     assert heard["holder"].pushes == ["x", "x"]  # one notice for the whole batch, one for 6
     assert heard["bystander"].pushes == ["y"]
-    assert holder.read("x", "c", 0)[1] == [(1, ["a/b", 1]), (2, ["a/b", 3]), (3, ["a/b", 6])]
+    assert read(holder, "x", "c", 0) == [(1, ["a/b", 1]), (2, ["a/b", 3]), (3, ["a/b", 6])]
 
 
+@pytest.mark.parametrize("make", ["redis"], indirect=True)  # local: one process by definition
 def test_a_dead_workers_uids_are_reaped(make, monkeypatch):
-    if make.kind == "local":
-        pytest.skip("the in-process bus is one process by definition")
     import flask_sente.bus.redis_presence as redis_bus
 
     monkeypatch.setattr(redis_bus, "ALIVE_TTL_S", 0.5)

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from flask_sente.batching import Outgoing
 from flask_sente.bus import make_bus
 from flask_sente.bus.redis_link import never_sent, parse_sentinel_url
 from flask_sente.errors import ConfigError
@@ -61,20 +62,23 @@ def test_only_failures_to_connect_count_as_never_sent():
 def test_a_mailbox_behind_its_reader_moves_up_so_new_pushes_are_not_hidden(redis_url):
     """A replica promoted before it had the last pushes numbers the next ones again from
     where it is; an outlet that sent up to 5 would skip new pushes numbered 4 and 5."""
+    packer = get_packer("json")
     bus = make_bus(
         redis_url,
         scheduler=Scheduler(),
         backlog=10,
         window_s=30,
         lost=lambda *a: None,
-        packer=get_packer("json"),
+        packer=packer,
     )
     try:
         bus.ensure_mailbox("u", "c")
         for i in (1, 2, 3):
-            bus.push("u", ["a/b", i])
+            bus.push("u", Outgoing.of(packer, ["a/b", i]))
         assert bus.read("u", "c", 5)[1] == []  # the outlet sent 5: the mailbox has 3
-        bus.push("u", ["a/b", "new"])
-        assert bus.read("u", "c", 5)[1] == [(6, ["a/b", "new"])]
+        bus.push("u", Outgoing.of(packer, ["a/b", "new"]))
+        assert [(seq, item.event) for seq, item in bus.read("u", "c", 5)[1]] == [
+            (6, ["a/b", "new"])
+        ]
     finally:
         bus.close()

@@ -5,11 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest
-
 from tests.client.helpers import ROOT
+from tests.support import require_module
 
-pytest.importorskip("gevent")
+require_module("gevent", "pip install -e '.[dev]'")
 
 SCRIPT = """
 from gevent import monkey

@@ -11,7 +11,8 @@ import pytest
 
 from flask_sente.client import Client, ClientEventMsg
 from flask_sente.errors import ChannelClosed
-from flask_sente.protocol import CLOSED, Keyword
+from flask_sente.protocol import CLOSED
+from flask_sente.values import Keyword
 from tests.client.helpers import (
     assert_no_client_threads,
     client_threads,

@@ -18,7 +18,8 @@ import pytest
 from flask_sente.client import Client
 from flask_sente.client.recovery import Received, parse_seq, unpack_numbered
 from flask_sente.packers import EdnPacker, JsonPacker
-from flask_sente.protocol import Keyword, pack
+from flask_sente.protocol import pack
+from flask_sente.values import Keyword
 from tests.client.helpers import Pusher, next_id, next_matching, received_stream, wait_until
 from tests.client.sente_server import ScriptedSente
 

@@ -36,6 +36,8 @@ CASES = [
     ("cljs-ws-msgpack", "msgpack", "ws"),
     ("cljs-ajax", "edn", "ajax"),
     ("cljs-ajax-msgpack", "msgpack", "ajax"),
+    ("cljs-ws-transit", "transit", "ws"),
+    ("cljs-ajax-transit", "transit", "ajax"),
 ]
 
 

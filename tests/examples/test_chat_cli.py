@@ -57,7 +57,7 @@ def test_a_logged_in_user_by_cookie_talks_to_the_room(chat: str, transport: str)
         [
             sys.executable, "-m", "flask_sente.client", chat + "/chsk",
             "--type", transport,
-            "--csrf-token", token,
+            f"--csrf-token={token}",  # a token may start with "-"
             "--cookie", f"session={web.cookies['session']}",
         ],
         cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -91,7 +91,8 @@ def test_without_the_session_cookie_it_is_refused(chat: str) -> None:
     with urllib.request.urlopen(chat + "/", timeout=10) as page:
         token = re.search(r'name="csrf-token" content="([^"]+)"', page.read().decode())
     assert token
-    done = cli(chat + "/chsk", "--csrf-token", token.group(1), "--timeout", "2")
+    # the = form: a token may start with "-", which argparse would take for an option
+    done = cli(chat + "/chsk", f"--csrf-token={token.group(1)}", "--timeout", "2")
     assert done.returncode == 1
     assert done.stderr.splitlines() == [
         f"python -m flask_sente.client: could not connect to {chat}/chsk within 2.0 s: "

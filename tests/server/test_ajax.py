@@ -128,15 +128,3 @@ def test_oversize_post_gets_413():
     with running(max_message_size=100) as server:
         response = requests.post(server.chsk, data={"client-id": "c", "ppstr": "x" * 500})
         assert response.status_code == 413
-
-
-def test_chsk_close_ends_a_waiting_poll(server):
-    peer = AjaxPeer(server, uid="closing")
-    peer.get(handshake=True)
-    result: list = []
-    poller = threading.Thread(target=lambda: result.append(peer.get()))
-    poller.start()
-    server.recorder.wait_for(lambda m: m.id == "chsk/uidport-open" and m.data == "closing")
-    server.sente.send("closing", ["chsk/close"])
-    poller.join(5)
-    assert result[0].status_code == 200 and result[0].text == ""

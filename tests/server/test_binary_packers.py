@@ -22,9 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from msgpack import ExtType
 
 from flask_sente.client import Client
-from flask_sente.edn import Char, Symbol
 from flask_sente.packers import GzipPacker
-from flask_sente.protocol import Keyword
+from flask_sente.values import Char, Keyword, Symbol
 from tests.server.harness import (
     BinaryAjaxPeer,
     BinaryWsPeer,

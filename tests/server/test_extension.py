@@ -28,7 +28,7 @@ def test_unknown_options_and_bad_values_fail_at_start_naming_them():
     with pytest.raises(ConfigError, match="allowed_origins"):
         Sente(allowed_origins="http://one.example")
     with pytest.raises(ConfigError, match="packer"):
-        Sente(packer="transit")
+        Sente(packer="fressian")
 
 
 def test_config_keys_are_read_once_and_options_win_over_them():

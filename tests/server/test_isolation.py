@@ -30,7 +30,7 @@ from flask import Flask, request, session
 from flask_sente import EventMsg, Sente
 from flask_sente.protocol import unpack
 from tests.server.harness import Recorder, Server, running
-from tests.support import serve_in_thread, wait_until
+from tests.support import require_module, serve_in_thread, wait_until
 
 SITE = "http://site.test"
 EVIL = "http://evil.test"
@@ -406,7 +406,7 @@ def test_default_csrf_check_binds_the_token_to_the_session_on_every_entry(entry)
 
 @pytest.mark.parametrize("entry", ENTRIES)
 def test_flask_wtf_signed_tokens_are_checked_on_every_entry(entry):
-    pytest.importorskip("flask_wtf")
+    require_module("flask_wtf", "pip install -e '.[dev]'")
     with serving() as site:
         alice = site.login("alice")
         raw = site.session_of(alice)["csrf_token"]

@@ -107,7 +107,7 @@ def test_a_peer_that_vanishes_is_reaped_by_keepalive():
         raw.close()
 
 
-@pytest.mark.parametrize("kind", ["ws", "poll"])
+@pytest.mark.parametrize("kind", ["ws", "poll", "post"])
 def test_held_requests_beyond_the_limit_get_503(kind):
     with running(connection_mode="thread", max_held_requests=2, lp_timeout_ms=3000) as server:
         held = [WsPeer(server, uid=f"h{i}") for i in range(2)]
@@ -117,10 +117,16 @@ def test_held_requests_beyond_the_limit_get_503(kind):
             with pytest.raises(websocket.WebSocketBadStatusException) as info:
                 WsPeer(server, uid="third")
             assert info.value.status_code == 503
-        else:
+        elif kind == "poll":
             params = {"client-id": "p", "uid": "p"}
             requests.get(server.chsk, params={**params, "handshake?": "1"}, timeout=5)
             response = requests.get(server.chsk, params=params, timeout=5)
+            assert response.status_code == 503 and "busy" in response.text
+        else:  # a POST that wants a reply waits for it on its thread
+            ppstr = json.dumps([["test/echo", 1], "ajax"])
+            response = requests.post(
+                server.chsk, data={"client-id": "p", "ppstr": ppstr}, timeout=5
+            )
             assert response.status_code == 503 and "busy" in response.text
         held[0].close()
         wait_until(lambda: server.app.extensions["sente"].held < 2, 5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import requests
@@ -124,3 +125,39 @@ def test_push_to_a_uid_without_connection_is_counted_and_logged(caplog):
         server.sente.send("nobody", ["a/b", 1])
         assert server.app.extensions["sente"].undelivered == 1
     assert "nobody" in caplog.text
+
+
+def test_uidport_events_carry_the_connecting_request():
+    """Sente gives uidport-open/-close the ``:ring-req`` of the connection: the upgrade
+    request of a WebSocket, the poll of an Ajax client."""
+    with running() as server:
+        ws = WsPeer(server, uid="req-ws", client_id="tab-ws", page="home")
+        ws.recv()
+        opened = server.recorder.wait_for(
+            lambda m: m.id == "chsk/uidport-open" and m.data == "req-ws"
+        )
+        assert opened.request is not None and opened.client_id == "tab-ws"
+        assert (opened.request.method, opened.request.param("page")) == ("GET", "home")
+        assert opened.request.header("upgrade") == "websocket"
+        ws.close()
+        closed = server.recorder.wait_for(
+            lambda m: m.id == "chsk/uidport-close" and m.data == "req-ws"
+        )
+        assert closed.request is not None and closed.request.param("page") == "home"
+
+        ajax = AjaxPeer(server, uid="req-ajax", client_id="tab-ajax")
+        ajax.get(handshake=True)
+        poller = threading.Thread(target=poll_until_the_server_closes, args=(ajax,))
+        poller.start()
+        opened = server.recorder.wait_for(
+            lambda m: m.id == "chsk/uidport-open" and m.data == "req-ajax"
+        )
+        assert opened.request is not None and opened.request.client_id == "tab-ajax"
+        assert opened.request.param("handshake?") is None  # the poll, not the handshake
+    poller.join(5)
+
+
+def poll_until_the_server_closes(peer: AjaxPeer) -> None:
+    """One long-poll; the server's shutdown fails it (docs/protocol.md)."""
+    with contextlib.suppress(requests.ConnectionError):
+        peer.get()

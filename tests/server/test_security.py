@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import flask
 import pytest
 import requests
 import websocket
 
+import flask_sente
+from flask_sente import RequestSnapshot
 from flask_sente.protocol import SKIP_CSRF_CHECK
 from tests.server.harness import running
 
@@ -131,3 +134,84 @@ def test_reject_fn_answer_is_returned_verbatim_before_every_other_check():
         response = requests.get(s.chsk, params={"client-id": "d"})
         assert response.text == "Bad CSRF token"
     assert seen == ["c", "d"]
+
+
+def test_maybe_unauthorized_fn_rejects_with_its_answer_after_every_other_check():
+    """Sente's ``:?unauthorized-fn``: nil passes, anything else is the answer."""
+    seen = []
+
+    def maybe_unauthorized(req):
+        seen.append(req.client_id)
+        return ("banned", 401) if req.param("banned") else None
+
+    with running(
+        csrf_token=TOKEN,
+        authorized_fn=lambda req: req.param("key") == "k",
+        maybe_unauthorized_fn=maybe_unauthorized,
+    ) as s:
+        good = {"client-id": "ok", "csrf-token": TOKEN, "key": "k"}
+        assert requests.get(s.chsk, params=good).status_code == 200
+        response = requests.get(s.chsk, params={**good, "client-id": "b", "banned": "1"})
+        assert (response.status_code, response.text) == (401, "banned")
+        assert ws_status(s.ws_url + "?client-id=w&banned=1&key=k&csrf-token=" + TOKEN) == 401
+        # a request refused earlier never reaches it
+        assert requests.get(s.chsk, params={"client-id": "x", "banned": "1"}).status_code == 403
+        response = requests.get(s.chsk, params={"client-id": "y", "csrf-token": TOKEN})
+        assert response.text == "Unauthorized request"
+    assert seen == ["ok", "b", "w"]
+
+
+def test_custom_bad_csrf_and_bad_origin_answers_get_the_request():
+    got = []
+
+    def bad_csrf(req):
+        got.append(("csrf", req.client_id))
+        return {"error": "token"}, 419
+
+    def bad_origin(req):
+        got.append(("origin", req.header("origin")))
+        return "not from here", 451
+
+    with running(
+        csrf_token=TOKEN,
+        allowed_origins=["http://site.com"],
+        bad_csrf_fn=bad_csrf,
+        bad_origin_fn=bad_origin,
+    ) as s:
+        response = requests.get(s.chsk, params={"client-id": "c1"})
+        assert (response.status_code, response.json()) == (419, {"error": "token"})
+        response = requests.post(
+            s.chsk,
+            data={"client-id": "c2", "ppstr": '[["test/echo",1],"ajax"]'},
+            headers={"X-CSRF-Token": TOKEN, "Origin": "http://evil.com"},
+        )
+        assert (response.status_code, response.text) == (451, "not from here")
+        assert ws_status(s.ws_url + "?client-id=c3") == 419
+    assert got == [("csrf", "c1"), ("origin", "http://evil.com"), ("csrf", "c3")]
+
+
+def test_allow_origin_takes_flask_request_as_well_as_the_snapshot():
+    app = flask.Flask(__name__)
+    allowed = {"http://site.com"}
+    cases = [
+        ({"Origin": "http://site.com"}, True),
+        ({"Origin": "http://evil.com", "Referer": "http://site.com/page"}, False),
+        ({"Referer": "http://site.com/page"}, True),
+        ({"Referer": "http://site.com.evil.com/"}, False),
+        ({}, False),
+    ]
+    for headers, expected in cases:
+        with app.test_request_context("/chsk", headers=headers):
+            assert flask_sente.allow_origin(allowed, flask.request) is expected, headers
+            assert flask_sente.allow_origin("all", flask.request) is True
+            snapshot = RequestSnapshot(
+                method="GET",
+                path="/chsk",
+                args={},
+                headers={k.lower(): v for k, v in flask.request.headers.items()},
+                cookies={},
+                remote_addr=None,
+                session={},
+                client_id="c",
+            )
+            assert flask_sente.allow_origin(allowed, snapshot) is expected, headers

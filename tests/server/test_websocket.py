@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from flask_sente import protocol
 from flask_sente.protocol import Keyword
 from tests.server.harness import WsPeer, running
 
@@ -188,6 +189,20 @@ def test_answering_pings_keeps_the_connection_open():
             peer.send(["chsk/ws-pong"])
         peer.send(["test/echo", "still here"], "e1")
         assert peer.recv() == ({"echo": "still here"}, "e1")
+        peer.close()
+
+
+def test_the_module_default_write_legacy_pack_format_is_followed(monkeypatch):
+    """``protocol.WRITE_LEGACY_PACK_FORMAT`` is Sente's ``*write-legacy-pack-format?*``: the
+    server follows it unless its own option says otherwise."""
+    monkeypatch.setattr(protocol, "WRITE_LEGACY_PACK_FORMAT", True)
+    with running(packer="edn") as server:
+        peer = WsPeer(server, client_id="follows")
+        assert peer.recv_raw().startswith("-[:chsk/handshake")
+        peer.close()
+    with running(packer="edn", write_legacy_pack_format=False) as server:
+        peer = WsPeer(server, client_id="overrides")
+        assert peer.recv_raw().startswith("[[:chsk/handshake")
         peer.close()
 
 

@@ -208,7 +208,13 @@ def assert_wire(script: Script, server: ReplayServer, transport: str) -> None:
     lanes = ["ws"] if transport == "ws" else ["post", "poll"]
     for lane in lanes:
         want = [script.key(r) for r in script.client_records(lane)]
-        got = [script.key(s.record) for s in server.lane(lane)]
+        seen = server.lane(lane)
+        if lane == "ws":
+            # one WebSocket at a time, each in TCP order; but the server reads each on its
+            # own thread, so a close echo and the next upgrade may be logged either way
+            first = {s.conn: i for i, s in reversed(list(enumerate(seen)))}
+            seen = sorted(seen, key=lambda s: first[s.conn])
+        got = [script.key(s.record) for s in seen]
         if lane == "poll":
             want, got = compress(want), compress(got)
         pings = [k for k in got if is_ping(k)]
