@@ -11,8 +11,6 @@ import atexit
 import logging
 import weakref
 from collections.abc import Callable
-from email.utils import formatdate
-from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -36,7 +34,7 @@ from .protocol import NIL_UID
 from .router import Handlers, RecvQueue
 from .security import check_request
 from .server import ChannelServer
-from .serving import Handover
+from .transports.drivers import Handover, Served
 from .transports.websocket import is_websocket_request
 
 if TYPE_CHECKING:
@@ -55,39 +53,20 @@ class _TakenOverResponse(Response):
 
     With a handover, the socket moves to the event loop here, after Flask ran its
     ``after_request`` hooks: held long-poll answers then carry the headers they added.
-    Whatever the WSGI server writes afterwards goes to a dead descriptor.
+    Whatever the WSGI server writes afterwards goes to a dead descriptor. Its status is what
+    the connection got or will get: 101 for a WebSocket.
     """
 
-    def __init__(self, mode: str, handover: Handover | None = None) -> None:
-        # the test client reads 101 as "taken over"; real servers write nothing of it
-        super().__init__(status=101 if mode == "test" else 200, content_type=_TEXT)
-        self._mode = mode
-        self._handover = handover
+    def __init__(self, outcome: Handover | Served) -> None:
+        super().__init__(status=outcome.status, content_type=_TEXT)
+        self._outcome = outcome
 
     def __call__(self, environ: Any, start_response: Any) -> Any:
-        if self._handover is not None:
-            self._handover.run(self._raw_response)
-        if self._mode == "gunicorn":
-            # gunicorn closes the connection quietly when the app stops iteration
+        if isinstance(self._outcome, Handover):
+            self._outcome.run(list(self.headers.items()))
+        if self._outcome.server.stops_quietly:
             raise StopIteration()
         return super().__call__(environ, start_response)
-
-    def _raw_response(self, status: int, body: str | bytes) -> bytes:
-        data = body.encode("utf-8") if isinstance(body, str) else body
-        ctype = "application/octet-stream" if isinstance(body, bytes) else _TEXT
-        lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}"]
-        lines += [
-            f"{k}: {v}"
-            for k, v in self.headers.items()
-            if k.lower() not in ("content-length", "content-type", "connection", "date")
-        ]
-        lines += [
-            f"Date: {formatdate(usegmt=True)}",
-            f"Content-Type: {ctype}",
-            f"Content-Length: {len(data)}",
-            "Connection: close",
-        ]
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + data
 
 
 def _read_body(limit: int) -> bytes:
@@ -371,14 +350,12 @@ class Sente:
             outcome = serving.ajax_get(
                 server, req, uid, lambda: options.handshake_data_fn(req), request.environ
             )
-        if isinstance(outcome, Handover):
-            return _TakenOverResponse(outcome.mode, outcome)
-        if isinstance(outcome, str):
+        if isinstance(outcome, Handover | Served):
             return _TakenOverResponse(outcome)
-        return _answer(outcome, server)
+        return _answer(outcome)
 
 
-def _answer(answer: tuple[int, str | bytes], server: ChannelServer) -> Response:
+def _answer(answer: tuple[int, str | bytes]) -> Response:
     status, body = answer
     mimetype = "application/octet-stream" if isinstance(body, bytes) else None
     return Response(body, status, content_type=_TEXT if mimetype is None else mimetype)

@@ -42,6 +42,7 @@ from .registry import Registry, Slot
 from .router import Handlers, RecvQueue, Router
 from .runtime import concurrency_mode
 from .scheduler import Scheduler
+from .transports.drivers import Driver
 from .transports.loop import EventLoop
 from .transports.websocket import GOING_AWAY, INTERNAL_ERROR
 
@@ -78,7 +79,7 @@ class ChannelServer:
                 options.ms_allow_reconnect_before_close_ajax,
             )
             / 1000,
-            lost=self._undeliverable,
+            lost=self.report_undelivered,
             packer=self.packer,
             channel=options.channel,
         )
@@ -101,7 +102,7 @@ class ChannelServer:
                 "ws": options.send_buf_ms_ws / 1000,
                 "ajax": options.send_buf_ms_ajax / 1000,
             },
-            lost=self._undeliverable,
+            lost=self.report_undelivered,
             on_fault=self._close_faulty,
         )
         self.ch_recv: RecvQueue[EventMsg] = RecvQueue(
@@ -114,23 +115,32 @@ class ChannelServer:
         self._router_lock = threading.Lock()
         self.undelivered = 0
         self._closed = False
-        self._loop: EventLoop | None = None
-        self.held = 0
-        self.held_lock = threading.Lock()
+        gevent = concurrency_mode() == "gevent"
         self.mode = options.connection_mode
         if self.mode == "auto":
-            self.mode = "thread" if concurrency_mode() == "gevent" else "loop"
+            self.mode = "thread" if gevent else "loop"
+        #: Where connections are held: the event loop, or their requests' threads.
+        self.driver = Driver(
+            use_loop=self.mode == "loop",
+            greenlets=gevent,
+            max_held=options.max_held_requests,
+            call_later=self._call_later,
+        )
         if self.mode == "loop":
             where = "one event-loop thread (requests return to the pool at once)"
         else:
-            where = "greenlets" if concurrency_mode() == "gevent" else "their request threads"
+            where = "greenlets" if gevent else "their request threads"
         logger.info("WebSockets and long-polls run on %s", where)
         self.bus.start(self)
 
+    def _call_later(self, delay_s: float, fn: Callable[[], None]) -> Any:
+        return self.scheduler.call_later(delay_s, fn, what="a WebSocket's keepalive")
+
     # ------------------------------------------------------------------ packing
 
-    def _pack(self, value: Any, cb: Any = None, *, tag: str | None = None) -> str | bytes:
-        return pack(self.packer, value, cb, tag=tag, legacy=self.options.write_legacy_pack_format)
+    def pack(self, value: Any, cb: Any = None) -> str | bytes:
+        """``value`` in the server's ``[value cb]`` wrapper, written by its packer."""
+        return pack(self.packer, value, cb, legacy=self.options.write_legacy_pack_format)
 
     # ------------------------------------------------------------------ routing
 
@@ -224,7 +234,10 @@ class ChannelServer:
         client_id: str | None,
         request: RequestSnapshot | None,
         reply: Callable[[Any], bool] | None,
+        inline: bool = False,
     ) -> None:
+        """Hand an event to the application. ``inline``: the calling thread may run a quick
+        handler itself (it is not the scheduler's, nor a pushing thread)."""
         self._ensure_router()
         self.ch_recv.put(
             EventMsg(
@@ -298,7 +311,9 @@ class ChannelServer:
         if slot is not None and slot.conn is not None:
             slot.conn.close(INTERNAL_ERROR, reason)
 
-    def _undeliverable(self, uid: Any, items: list[Any], why: str) -> None:
+    def report_undelivered(self, uid: Any, items: list[Any], why: str) -> None:
+        """Pushes to ``uid`` that cannot be delivered: counted, logged, and told to the
+        ``on_undelivered`` hook."""
         events = reported(items)
         self.undelivered += len(events)
         logger.warning("push to uid %r not delivered (%d event(s)): %s", uid, len(events), why)
@@ -310,10 +325,13 @@ class ChannelServer:
 
     @property
     def loop(self) -> EventLoop:
-        with self._router_lock:
-            if self._loop is None:
-                self._loop = EventLoop()
-            return self._loop
+        """The event loop (started on first use)."""
+        return self.driver.loop
+
+    @property
+    def held(self) -> int:
+        """Requests holding their threads now (counted against ``max_held_requests``)."""
+        return self.driver.held
 
     # ------------------------------------------------------------------ the bus
 
@@ -356,8 +374,7 @@ class ChannelServer:
         if self._router is not None:
             self._router.stop()
             self._router = None
-        if self._loop is not None:
-            self._loop.close()
+        self.driver.close()
         self.bus.close()
         self.ch_recv.close()
         self.scheduler.close()
