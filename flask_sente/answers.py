@@ -74,16 +74,28 @@ def post_answer(value: Any, pack: Pack) -> Answer:
     return 200, pack(value)
 
 
-def packing_reply(waiter: OneShot, pack: Pack) -> Callable[[Any], bool]:
+class PostReply:
     """The ``reply`` of an Ajax POST's event message. It packs on the handler's thread, so a
-    reply the packer cannot write raises there (as over WebSocket), and the POST gets a 500."""
+    reply the packer cannot write raises there (as over WebSocket); the handler may catch
+    that and reply again. Once the handler is done (:meth:`handled`) without a reply that
+    could be written, the POST gets a 500 with the reason."""
 
-    def reply(value: Any) -> bool:
+    __slots__ = ("_failure", "_pack", "_waiter")
+
+    def __init__(self, waiter: OneShot, pack: Pack) -> None:
+        self._waiter = waiter
+        self._pack = pack
+        self._failure: str | None = None
+
+    def __call__(self, value: Any) -> bool:
         try:
-            packed = pack(value)
+            packed = self._pack(value)
         except PackError as exc:
-            waiter.offer(ReplyFailed(str(exc)))
+            self._failure = str(exc)
             raise
-        return waiter.offer(Packed(packed))
+        return self._waiter.offer(Packed(packed))
 
-    return reply
+    def handled(self) -> None:
+        """The handler returned or raised."""
+        if self._failure is not None:
+            self._waiter.offer(ReplyFailed(self._failure))

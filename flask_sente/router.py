@@ -14,10 +14,11 @@ import threading
 import time
 import zlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any, Generic, TypeVar
 
 from .errors import ConfigError
+from .lanes import Lanes, Quickness
 
 logger = logging.getLogger("flask_sente.router")
 
@@ -49,10 +50,12 @@ class RecvQueue(Generic[T]):
         self._closed = False
         self._on_first_get = on_first_get
 
-    def put(self, item: T) -> None:
+    def put(self, item: T) -> T | None:
+        """Add ``item``; returns the oldest item when it was dropped to make room."""
+        dropped = None
         with self._cond:
             if len(self._items) >= self._maxlen:
-                self._items.popleft()
+                dropped = self._items.popleft()
                 self.dropped += 1
                 logger.warning(
                     "%s is full (%d messages): dropped the oldest; handlers are too slow or no "
@@ -62,6 +65,14 @@ class RecvQueue(Generic[T]):
                 )
             self._items.append(item)
             self._cond.notify()
+        return dropped
+
+    def wait(self, timeout: float) -> bool:
+        """Wait until an item is there, without taking it; False after ``timeout``."""
+        with self._cond:
+            if not self._items and not self._closed:
+                self._cond.wait(timeout)
+            return bool(self._items)
 
     def get(self, timeout: float | None = None) -> T | None:
         """The next item, or None after ``timeout`` seconds or once closed and empty."""
@@ -148,7 +159,13 @@ class Handlers(Generic[M]):
 
 
 class Router(Generic[M]):
-    """Takes messages off a :class:`RecvQueue` and runs a handler on worker threads."""
+    """Takes messages off a :class:`RecvQueue` and runs a handler on worker threads.
+
+    With ``inline_kind`` (what names a message's handler, for :class:`~.lanes.Quickness`),
+    :meth:`submit` may run a message's handler on the calling thread instead, when that
+    handler has been quick and nothing of the message's client is queued or running
+    (:class:`~.lanes.Lanes`): one client's messages still run one after another, in order.
+    """
 
     def __init__(
         self,
@@ -160,6 +177,7 @@ class Router(Generic[M]):
         key: Callable[[M], Any] = lambda msg: None,
         wrap: Callable[[Callable[[], Any]], Any] = lambda call: call(),
         trace_evs: bool = False,
+        inline_kind: Callable[[M], Hashable] | None = None,
         name: str = "flask_sente-router",
     ) -> None:
         self._queue = queue
@@ -168,7 +186,11 @@ class Router(Generic[M]):
         self._key = key
         self._wrap = wrap
         self._trace = trace_evs
+        self._inline_kind = inline_kind
         self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._lanes: Lanes[M] = Lanes()
+        self._quickness = Quickness()
         self._inboxes: list[RecvQueue[M]] = [
             RecvQueue(10_000, name=f"{name} worker {i}") for i in range(workers)
         ]
@@ -200,38 +222,98 @@ class Router(Generic[M]):
         """Take no more messages from the queue, at once; :meth:`stop` also waits."""
         self._stopping.set()
 
-    def _pump(self) -> None:
-        n = len(self._inboxes)
-        while not self._stopping.is_set():
-            msg = self._queue.take(timeout=0.25)
-            if msg is None:
-                continue
-            if self._stopping.is_set():
-                self._queue.put_back(msg)
+    @property
+    def idle(self) -> bool:
+        """Nothing is queued or running: every message submitted so far was handled."""
+        with self._lock:
+            return not len(self._lanes) and not len(self._queue)
+
+    def submit(self, msg: M, *, inline: bool = False) -> None:
+        """Handle ``msg``: on this thread when ``inline`` allows it and it may (see the class),
+        otherwise through the queue, on its client's worker."""
+        key = self._key(msg)
+        kind = self._inline_kind
+        with self._lock:
+            here = (
+                inline
+                and kind is not None
+                and not self._stopping.is_set()
+                and not len(self._queue)  # what waits there comes first
+                and self._quickness.allows(kind(msg))
+                and self._lanes.claim(key)
+            )
+            if not here:
+                self._queue.put(msg)
                 return
-            key = self._key(msg)
-            index = 0 if n == 1 or key is None else zlib.crc32(str(key).encode()) % n
-            self._inboxes[index].put(msg)
+        started = time.perf_counter()
+        try:
+            self._run(msg)
+        finally:
+            elapsed = time.perf_counter() - started
+            with self._lock:
+                assert kind is not None
+                if self._quickness.ran(kind(msg), elapsed):
+                    logger.info(
+                        "the handler for %r took %.1f ms on the thread that received it; its "
+                        "events go to the worker threads",
+                        kind(msg),
+                        1000 * elapsed,
+                    )
+                for waiting in self._lanes.release(key):
+                    self._to_worker(key, waiting)
+
+    def _to_worker(self, key: Any, msg: M) -> None:
+        """Queue ``msg`` for its client's worker (the lock held)."""
+        n = len(self._inboxes)
+        inbox = self._inboxes[0 if n == 1 or key is None else zlib.crc32(str(key).encode()) % n]
+        dropped = inbox.put(msg)
+        if dropped is not None:
+            self._lanes.done(self._key(dropped))
+
+    def _pump(self) -> None:
+        while not self._stopping.is_set():
+            if not self._queue.wait(0.25):
+                continue
+            with self._lock:  # taken and queued at once: submit() sees it in one or the other
+                msg = self._queue.take(0)
+                if msg is None:
+                    continue
+                if self._stopping.is_set():
+                    self._queue.put_back(msg)
+                    return
+                key = self._key(msg)
+                if self._lanes.enqueue(key, msg):
+                    self._to_worker(key, msg)
 
     def _work(self, inbox: RecvQueue[M]) -> None:
+        kind = self._inline_kind
         while True:
             msg = inbox.get()
             if msg is None:
                 return
-            if self._trace:
-                logger.info("event: %r", getattr(msg, "event", msg))
-            try:
-                self._wrap(lambda msg=msg: self._handler(msg))  # type: ignore[misc]
-            except Exception as exc:
-                if self._error_handler is not None:
-                    try:
-                        self._wrap(lambda msg=msg, exc=exc: self._error_handler(msg, exc))  # type: ignore[misc]
-                    except Exception:
-                        logger.exception("the error handler failed")
-                else:
-                    logger.exception(
-                        "handler failed for %r (uid %r, client %s); the other events go on",
-                        getattr(msg, "event", msg),
-                        getattr(msg, "uid", None),
-                        getattr(msg, "client_id", None),
-                    )
+            started = time.perf_counter()
+            self._run(msg)
+            with self._lock:
+                if kind is not None:
+                    self._quickness.ran(kind(msg), time.perf_counter() - started)
+                self._lanes.done(self._key(msg))
+
+    def _run(self, msg: M) -> None:
+        if self._trace:
+            logger.info("event: %r", getattr(msg, "event", msg))
+        try:
+            self._wrap(lambda: self._handler(msg))
+        except Exception as exc:
+            error_handler = self._error_handler
+            if error_handler is not None:
+                try:
+                    self._wrap(lambda exc=exc: error_handler(msg, exc))  # type: ignore[misc]
+                except Exception:
+                    logger.exception("the error handler failed")
+            else:
+                logger.exception(
+                    "handler failed for %r (uid %r, client %s); the other events go on",
+                    getattr(msg, "event", msg),
+                    getattr(msg, "uid", None),
+                    getattr(msg, "client_id", None),
+                )

@@ -17,7 +17,6 @@ The three entry points (WebSocket, long-poll GET, POST) are in :mod:`flask_sente
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -38,8 +37,9 @@ from .protocol import (
     pack,
     unpack,
 )
+from .receiving import Receiving
 from .registry import Registry, Slot
-from .router import Handlers, RecvQueue, Router
+from .router import Handlers, RecvQueue
 from .runtime import concurrency_mode
 from .scheduler import Scheduler
 from .transports.drivers import Driver
@@ -65,8 +65,6 @@ class ChannelServer:
     ) -> None:
         self.options = options
         self.packer = options.packer
-        self._handlers = handlers
-        self._run_in_app_context = run_in_app_context
         self.scheduler = Scheduler()
         self._on_undelivered = on_undelivered
         self.bus = make_bus(
@@ -105,14 +103,13 @@ class ChannelServer:
             lost=self.report_undelivered,
             on_fault=self._close_faulty,
         )
-        self.ch_recv: RecvQueue[EventMsg] = RecvQueue(
-            options.recv_buf_or_n, on_first_get=self._app_reads_ch_recv
+        self.receiving = Receiving(
+            handlers,
+            recv_buf_or_n=options.recv_buf_or_n,
+            handler_workers=options.handler_workers,
+            run_in_app_context=run_in_app_context,
         )
-        self._router: Router[EventMsg] | None = None
-        #: Whether ``_router`` is the decorator router, started on the first event.
-        self._router_is_auto = False
-        self._auto_router = True
-        self._router_lock = threading.Lock()
+        self.ch_recv: RecvQueue[EventMsg] = self.receiving.ch_recv
         self.undelivered = 0
         self._closed = False
         gevent = concurrency_mode() == "gevent"
@@ -151,80 +148,18 @@ class ChannelServer:
         error_handler: Callable[[EventMsg, BaseException], Any] | None = None,
         trace_evs: bool = False,
         simple_auto_threading: bool = False,
-        workers: int | None = None,
     ) -> Callable[[], None]:
         """Run ``handler`` on every message of ``ch_recv``; returns ``stop()``."""
-        if self._router is not None:
-            self._router.stop()
-        n = workers or (self.options.handler_workers if simple_auto_threading else 1)
-        router = Router(
-            self.ch_recv,
+        return self.receiving.start_router(
             handler,
             error_handler=error_handler,
-            workers=n,
-            key=lambda msg: msg.client_id,
-            wrap=self._run_in_app_context,
             trace_evs=trace_evs,
+            simple_auto_threading=simple_auto_threading,
         )
-        self._router = router
-        self._router_is_auto = False
-
-        def stop() -> None:
-            router.stop()
-            if self._router is router:
-                self._router = None
-
-        return stop
 
     def use_custom_router(self) -> None:
         """The application routes ``ch_recv`` itself: the decorator router stops for good."""
-        with self._router_lock:
-            self._auto_router = False
-            router, self._router = self._router, None
-        if router is not None:
-            router.stop()
-
-    def _app_reads_ch_recv(self) -> None:
-        """The application's first ``ch_recv.get()``: the decorator router, if it runs, stops
-        (what it took already is still handled), and never starts again."""
-        with self._router_lock:
-            self._auto_router = False
-            router = self._router if self._router_is_auto else None
-            if router is not None:
-                router.stop_taking()
-                self._router = None
-        if router is not None:
-            logger.info("the app reads ch_recv itself: the decorator handlers stop running")
-            router.stop()
-
-    def _ensure_router(self) -> None:
-        """Start the decorator router on the first event, if there are decorator handlers
-        and the application does not read ``ch_recv`` itself."""
-        if self._router is not None or not self._auto_router:
-            return
-        if not self._handlers.has_handlers():
-            return  # nothing to run: events wait in ch_recv for whoever reads it
-        with self._router_lock:
-            if self._router is None and self._auto_router and not self._closed:
-                self.start_router(
-                    self._handlers.dispatch,
-                    error_handler=lambda msg, exc: self._on_handler_error(msg, exc),
-                    workers=self.options.handler_workers,
-                )
-                self._router_is_auto = True
-
-    def _on_handler_error(self, msg: EventMsg, exc: BaseException) -> None:
-        handler = self._handlers.error_handler
-        if handler is None:
-            logger.error(
-                "handler for %r failed (uid %r, client %s); the other events go on",
-                msg.id,
-                msg.uid,
-                msg.client_id,
-                exc_info=exc,
-            )
-        else:
-            handler(msg, exc)
+        self.receiving.use_custom_router()
 
     def emit(
         self,
@@ -238,18 +173,16 @@ class ChannelServer:
     ) -> None:
         """Hand an event to the application. ``inline``: the calling thread may run a quick
         handler itself (it is not the scheduler's, nor a pushing thread)."""
-        self._ensure_router()
-        self.ch_recv.put(
-            EventMsg(
-                event=event,
-                uid=uid,
-                client_id=client_id,
-                request=request,
-                reply=reply,
-                send=self.send,
-                get_connected_uids=self.registry.connected_uids,
-            )
+        msg = EventMsg(
+            event=event,
+            uid=uid,
+            client_id=client_id,
+            request=request,
+            reply=reply,
+            send=self.send,
+            get_connected_uids=self.registry.connected_uids,
         )
+        self.receiving.put(msg, inline=inline)
 
     def _emit_internal(self, event: list[Any], slot: Slot) -> None:
         """uidport-open / -close carry the request of the connection that opened or last
@@ -371,10 +304,7 @@ class ChannelServer:
             for slot in self.registry.all_slots(kind):
                 if slot.conn is not None:
                     slot.conn.close(GOING_AWAY, "server shutting down")
-        if self._router is not None:
-            self._router.stop()
-            self._router = None
+        self.receiving.close()
         self.driver.close()
         self.bus.close()
-        self.ch_recv.close()
         self.scheduler.close()

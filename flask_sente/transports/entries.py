@@ -199,9 +199,9 @@ class PollEntry(Entry):
             poll.offer(self.timeout_value)
         if poll.done and not self.responded:
             value = poll.value
-            self.responded = True
-            if value is not CLIENT_GONE:
-                self.out += self.respond(value)
+            answer = b"" if value is CLIENT_GONE else self.respond(value)
+            self.responded = True  # only once there is an answer: a failure answers 500
+            self.out += answer
         return None if self.responded else self.deadline
 
     @property

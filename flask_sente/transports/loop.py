@@ -11,6 +11,11 @@ One turn of the loop: wait for sockets (or the next deadline, or a wake-up), rea
 have, hand the messages read to the application, then write what is due. Messages are
 handed over only after every socket was read, so that what the application does with them
 never runs in the middle of the loop's own bookkeeping.
+
+The application may run a quick handler right there, on the loop's thread (see
+:mod:`flask_sente.lanes`). Should one take longer than :data:`STALL_S` after all, a
+watchdog hands the loop to a new thread, which serves every other socket from then on, and
+the stalled thread ends once its handler returns: a handler never holds the loop longer.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ import selectors
 import socket
 import threading
 import time
+from collections import deque
+from dataclasses import dataclass
 
 from .entries import MAX_WRITE_BUFFER, Entry
 from .websocket import INTERNAL_ERROR, CloseInfo
@@ -32,6 +39,22 @@ logger = logging.getLogger("flask_sente.transports.loop")
 _RECV_BYTES = 65536
 _READ = selectors.EVENT_READ
 _WRITE = selectors.EVENT_WRITE
+#: A message handed over on the loop's thread for longer than this loses it the loop.
+STALL_S = 0.02
+#: Quiet watchdog checks after which the watchdog sleeps until the loop hands over again.
+_IDLE_CHECKS = 10
+
+#: Messages read in one turn, in order, each with its entry.
+Messages = deque[tuple[Entry, str | bytes]]
+
+
+@dataclass(slots=True)
+class _Handing:
+    """The message the loop's thread is handing over now, and the rest of its turn."""
+
+    entry: Entry | None
+    since: float
+    rest: Messages
 
 
 class EventLoop:
@@ -54,11 +77,18 @@ class EventLoop:
         self._seq = itertools.count()
         self._entries: set[Entry] = set()
         #: Messages read this turn, to hand to the application once every socket was read.
-        self._read: list[tuple[Entry, list[str | bytes]]] = []
+        self._read: Messages = deque()
         self._running = True
         self._stop_at = 0.0
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+        #: Which thread is the loop: the one started with this generation.
+        self._generation = 0
+        self._handing: _Handing | None = None
+        self._handovers = 0
+        self._watch = threading.Condition(self._lock)
+        self._watch_idle = True
+        self._thread = self._lead(deque())
+        self._watchdog = threading.Thread(target=self._guard, name=f"{name}-watchdog", daemon=True)
+        self._watchdog.start()
 
     @property
     def connections(self) -> int:
@@ -88,8 +118,10 @@ class EventLoop:
         self._running = False
         with self._lock:
             self._wake_locked()
-        if self._thread is not threading.current_thread():
-            self._thread.join(timeout_s)
+            self._watch.notify()
+            thread = self._thread
+        if thread is not threading.current_thread():
+            thread.join(timeout_s)
 
     def _wake_locked(self) -> None:
         if not self._woken:
@@ -99,8 +131,21 @@ class EventLoop:
 
     # ------------------------------------------------------------------ the loop thread
 
-    def _run(self) -> None:
+    def _lead(self, inherited: Messages) -> threading.Thread:
+        """Start a thread that is the loop from now on (the lock held, or at start)."""
+        thread = threading.Thread(
+            target=self._run, args=(self._generation, inherited), name=self._name, daemon=True
+        )
+        self._thread = thread
+        thread.start()
+        return thread
+
+    def _run(self, generation: int, inherited: Messages) -> None:
         try:
+            if generation and not self._hand_over(generation, inherited):
+                return
+            # a new thread first serves what the stalled one left (no wake-up byte comes)
+            timeout: float | None = 0.0 if generation else None
             closing = False
             while self._running or (self._entries and time.monotonic() < self._stop_at):
                 if not self._running and not closing:
@@ -108,17 +153,22 @@ class EventLoop:
                     for entry in list(self._entries):
                         entry.shutdown()
                         self._service_safely(entry, time.monotonic())
-                self._turn(0.05 if closing else None)
+                if not self._turn(generation, 0.05 if closing else timeout):
+                    return  # no longer the loop: its new thread cleans up in the end
+                timeout = None
         except Exception:
             logger.exception("the event loop failed; dropping its connections")
-        finally:
-            for entry in list(self._entries):
-                self._drop(entry, CloseInfo(None, "server closing", True))
-            self._selector.close()
-            self._wake_r.close()
-            self._wake_w.close()
+        with self._lock:
+            if generation != self._generation:
+                return
+        for entry in list(self._entries):
+            self._drop(entry, CloseInfo(None, "server closing", True))
+        self._selector.close()
+        self._wake_r.close()
+        self._wake_w.close()
 
-    def _turn(self, timeout: float | None) -> None:
+    def _turn(self, generation: int, timeout: float | None) -> bool:
+        """One turn; False when this thread lost the loop meanwhile."""
         if self._heap:
             next_due = max(0.0, self._heap[0][0] - time.monotonic())
             timeout = next_due if timeout is None else min(timeout, next_due)
@@ -136,7 +186,10 @@ class EventLoop:
                 except Exception as exc:
                     self._fault(entry, exc)
         if self._read:
-            self._hand_over_messages()
+            read, self._read = self._read, deque()
+            if not self._hand_over(generation, read):
+                return False
+            now = time.monotonic()
         with self._lock:
             self._woken = False
             added, self._added = self._added, []
@@ -152,17 +205,69 @@ class EventLoop:
             entry.scheduled = None
             if not entry.closed:
                 self._service_safely(entry, now)
+        return True
 
-    def _hand_over_messages(self) -> None:
-        read, self._read = self._read, []
-        for entry, messages in read:
-            for message in messages:
-                if entry.closed or entry.faulted:
-                    break
-                try:
-                    entry.deliver(message, True)
-                except Exception as exc:
-                    self._fault(entry, exc)
+    def _hand_over(self, generation: int, rest: Messages) -> bool:
+        """Hand the turn's messages to the application, in order. A message handed over
+        after this thread lost the loop may no longer run on it (``inline`` False). Returns
+        whether this thread is still the loop."""
+        with self._lock:
+            self._handovers += 1
+            if self._watch_idle:
+                self._watch_idle = False
+                self._watch.notify()
+        handing = _Handing(None, 0.0, rest)
+        while True:
+            with self._lock:
+                leading = generation == self._generation
+                if not rest:
+                    if leading:
+                        self._handing = None
+                    return leading
+                entry, message = rest.popleft()
+                if leading:
+                    handing.entry, handing.since = entry, time.monotonic()
+                    self._handing = handing
+            if entry.closed or entry.faulted:
+                continue
+            try:
+                entry.deliver(message, leading)
+            except Exception as exc:
+                entry.fault(exc)  # logs, and tells the client; it ends on the loop's thread
+                self.mark(entry)
+
+    def _guard(self) -> None:
+        """The watchdog: a message handed over for longer than :data:`STALL_S` loses its
+        thread the loop. That thread's other messages stay with it, in order, for the
+        workers; every other one goes on with the loop's new thread."""
+        quiet = 0
+        seen = -1
+        with self._lock:
+            while self._running:
+                if self._watch_idle:
+                    self._watch.wait()
+                    continue
+                self._watch.wait(STALL_S / 2)
+                handing = self._handing
+                if handing is not None and time.monotonic() - handing.since >= STALL_S:
+                    stalled = handing.entry
+                    inherited = deque(item for item in handing.rest if item[0] is not stalled)
+                    kept = [item for item in handing.rest if item[0] is stalled]
+                    handing.rest.clear()
+                    handing.rest.extend(kept)
+                    self._handing = None
+                    self._generation += 1
+                    logger.warning(
+                        "a handler held the event loop for over %d ms: the loop goes on on a "
+                        "new thread",
+                        1000 * STALL_S,
+                    )
+                    self._lead(inherited)
+                quiet = quiet + 1 if self._handovers == seen else 0
+                seen = self._handovers
+                if quiet >= _IDLE_CHECKS:
+                    self._watch_idle = True
+                    quiet = 0
 
     def _drain_wake(self) -> None:
         with contextlib.suppress(BlockingIOError, InterruptedError):
@@ -192,7 +297,7 @@ class EventLoop:
                     self._drop(entry, result)
                     return
                 if result:
-                    self._read.append((entry, result))
+                    self._read.extend([(entry, message) for message in result])
         self._service(entry, now)
 
     def _service(self, entry: Entry, now: float) -> None:

@@ -136,3 +136,26 @@ def test_a_oneshot_set_from_another_thread_ends_the_wait() -> None:
     thread.start()
     assert shot.wait(5.0, on_timeout="timeout") == "value"
     thread.join(5)
+
+
+def test_an_answer_that_cannot_be_made_is_a_500(pair: Any) -> None:
+    ours, theirs = pair
+    poll = LongPoll("the long-poll of uid 'u', client c")
+
+    def respond(value: Any) -> bytes:
+        raise RuntimeError("cannot answer")
+
+    entry = PollEntry(
+        ours,
+        poll,
+        deadline=T0 + 10,
+        timeout_value=TIMEOUT,
+        respond=respond,
+        on_done=lambda value, written: None,
+        answer_after_fin=False,
+    )
+    poll.offer("batch")
+    with pytest.raises(RuntimeError):
+        entry.service(T0)
+    assert entry.fault(RuntimeError("cannot answer")) is False
+    assert theirs.recv(4096) == SERVER_ERROR
