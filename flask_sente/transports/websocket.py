@@ -27,10 +27,11 @@ from wsproto.events import (
     Message,
     Ping,
     Request,
-    TextMessage,
 )
 from wsproto.handshake import H11Handshake
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
+
+from .frames import BINARY_FRAME, TEXT_FRAME, frame, frame_at, unmask
 
 logger = logging.getLogger("flask_sente.transports.websocket")
 
@@ -125,6 +126,12 @@ class WsSession:
         self._close_deadline: float | None = None
         #: Frames owed to the client whatever else is queued: pongs, close replies.
         self._replies = b""
+        #: Bytes read that do not make a whole frame yet.
+        self._inbuf = b""
+        #: Bytes of the frame being given to wsproto that are still to come.
+        self._owed = 0
+        #: A message in fragments is under way (wsproto assembles those).
+        self._fragmented = False
         self._parts: io.StringIO | io.BytesIO | None = None
         self._size = 0
         self._ping_sent_at: float | None = None
@@ -196,29 +203,75 @@ class WsSession:
 
     def receive(self, data: bytes, now: float) -> list[str | bytes]:
         """Feed bytes from the socket; returns the whole messages they completed. What the
-        protocol owes the client (pongs, a close reply) comes out of :meth:`output`."""
-        ws = self._ws
-        if ws is None or self.state is WsState.CLOSED:
+        protocol owes the client (pongs, a close reply) comes out of :meth:`output`.
+
+        A whole, masked text or binary frame is read here (:mod:`.frames`); every other
+        frame goes to wsproto, whole, from its first byte."""
+        if self._ws is None or self.state is WsState.CLOSED:
             return []
         messages: list[str | bytes] = []
         try:
-            ws.receive_data(data)
-            for event in ws.events():
-                if isinstance(event, Message):
-                    whole = self._on_frame(event)
-                    if whole is not None:
-                        messages.append(whole)
-                elif isinstance(event, Ping):
-                    self._replies += ws.send(event.response())
-                elif isinstance(event, CloseConnection):
-                    self._on_close_frame(ws, event)
-                    break
+            self._read(self._inbuf + data if self._inbuf else data, messages)
         except (RemoteProtocolError, LocalProtocolError) as exc:
             logger.info("WebSocket protocol error: %s", exc)
             self._finish(CloseInfo(PROTOCOL_ERROR, str(exc), True))
         if messages:
             self._last_activity = self._heard_at = now
         return messages
+
+    def _read(self, buf: bytes, messages: list[str | bytes]) -> None:
+        pos, end = 0, len(buf)
+        while pos < end and self.state is not WsState.CLOSED:
+            if self._owed:
+                n = min(self._owed, end - pos)
+                self._to_wsproto(buf[pos : pos + n], messages)
+                self._owed -= n
+                pos += n
+                continue
+            found = frame_at(buf, pos)
+            if found is None:
+                break
+            first, header, length, plain = found
+            if (
+                plain
+                and first in (TEXT_FRAME, BINARY_FRAME)
+                and not self._fragmented
+                and self._close_request is None
+                and length <= self._max_message_size
+            ):
+                if end - pos < header + length:
+                    break  # bounded: max_message_size
+                start = pos + header
+                payload = unmask(buf[start - 4 : start], buf[start : start + length])
+                if first == BINARY_FRAME:
+                    messages.append(payload)
+                    pos = start + length
+                    continue
+                try:
+                    messages.append(payload.decode("utf-8"))
+                    pos = start + length
+                    continue
+                except UnicodeDecodeError:
+                    pass  # wsproto closes it with the code and reason RFC 6455 asks for
+            if (first & 0x0F) in (0, 1, 2):  # a data frame: does a fragmented message go on?
+                self._fragmented = not (first & 0x80)
+            self._owed = header + length
+        self._inbuf = buf[pos:] if pos < end else b""
+
+    def _to_wsproto(self, data: bytes, messages: list[str | bytes]) -> None:
+        ws = self._ws
+        assert ws is not None
+        ws.receive_data(data)
+        for event in ws.events():
+            if isinstance(event, Message):
+                whole = self._on_frame(event)
+                if whole is not None:
+                    messages.append(whole)
+            elif isinstance(event, Ping):
+                self._replies += ws.send(event.response())
+            elif isinstance(event, CloseConnection):
+                self._on_close_frame(ws, event)
+                break
 
     def _on_close_frame(self, ws: Connection, event: CloseConnection) -> None:
         state = ws.state
@@ -278,10 +331,10 @@ class WsSession:
         if ws is None or self.state is not WsState.OPEN:
             return out
         if batch is not None:
-            send = ws.send
-            out += b"".join(
-                [send(TextMessage(d) if isinstance(d, str) else BytesMessage(d)) for d in batch]
-            )
+            parts = [out]
+            for message in batch:
+                parts += frame(message)
+            out = b"".join(parts)
             self._last_activity = now
         if close_request is not None:
             self.state = WsState.CLOSING

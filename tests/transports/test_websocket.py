@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
     AcceptConnection,
@@ -312,3 +314,103 @@ def test_frames_the_session_writes_are_unmasked_and_whole() -> None:
     out = session.output(T0)
     assert out[0] == 0x80 | Opcode.TEXT.value and not out[1] & 0x80
     assert [isinstance(e, Message) for e in peer.read(out)] == [True]
+
+
+# ---------------------------------------------------------------------------- frames read directly
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    messages=st.lists(
+        st.one_of(st.text(max_size=300), st.binary(max_size=3000)), min_size=1, max_size=8
+    ),
+    fragment=st.lists(st.booleans(), min_size=8, max_size=8),
+    pings=st.lists(st.booleans(), min_size=8, max_size=8),
+    cuts=st.lists(st.integers(min_value=1, max_value=400), min_size=1, max_size=30),
+)
+def test_any_mix_of_frames_in_any_pieces_gives_the_messages_in_order(
+    messages: list[str | bytes], fragment: list[bool], pings: list[bool], cuts: list[int]
+) -> None:
+    """Whole frames are read directly, fragments and pings by wsproto: the same messages,
+    in order, however the bytes are cut, and every ping answered."""
+    session, peer = open_session(max_message_size=1 << 20)
+    wire = b""
+    for i, message in enumerate(messages):
+        kind = TextMessage if isinstance(message, str) else BytesMessage
+        if fragment[i] and len(message) > 1:
+            half = len(message) // 2
+            wire += peer.send(kind(message[:half], message_finished=False))
+            if pings[i]:
+                wire += peer.send(Ping(b"in-between"))  # allowed between fragments
+            wire += peer.send(kind(message[half:], message_finished=True))
+        else:
+            wire += peer.send(kind(message))
+            if pings[i]:
+                wire += peer.send(Ping(b"after"))
+    got: list[str | bytes] = []
+    pos = 0
+    for cut in cuts * (len(wire) // max(1, sum(cuts)) + 1):
+        if pos >= len(wire):
+            break
+        got += session.receive(wire[pos : pos + cut], T0)
+        pos += cut
+    got += session.receive(wire[pos:], T0) if pos < len(wire) else []
+    assert got == messages
+    pongs = [e for e in peer.read(session.output(T0)) if isinstance(e, Pong)]
+    assert len(pongs) == sum(1 for i in range(len(messages)) if pings[i])
+
+
+def masked(first: int, payload: bytes, *, length_bytes: bytes | None = None) -> bytes:
+    mask = b"\x01\x02\x03\x04"
+    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    size = length_bytes if length_bytes is not None else bytes((0x80 | len(payload),))
+    return bytes((first,)) + size + mask + body
+
+
+def test_invalid_utf8_in_a_whole_frame_closes_with_1007() -> None:
+    session, peer = open_session()
+    assert session.receive(masked(0x81, b"ok \xff\xfe"), T0) == []
+    assert session.state is WsState.CLOSED
+    assert session.close_info is not None and session.close_info.code == 1007
+    assert [e.code for e in peer.read(session.output(T0)) if isinstance(e, CloseConnection)] == [
+        1007
+    ]
+
+
+def test_a_length_not_minimally_encoded_is_a_protocol_error() -> None:
+    session, _ = open_session()
+    frame = masked(0x81, b"hi", length_bytes=bytes((0x80 | 126,)) + (2).to_bytes(2, "big"))
+    assert session.receive(frame, T0) == []
+    assert session.close_info is not None and session.close_info.code == PROTOCOL_ERROR
+
+
+def test_a_frame_with_rsv_bits_is_a_protocol_error() -> None:
+    session, _ = open_session()
+    assert session.receive(masked(0x81 | 0x40, b"hi"), T0) == []
+    assert session.close_info is not None and session.close_info.code == PROTOCOL_ERROR
+
+
+def test_a_whole_frame_over_the_limit_goes_the_long_way_and_closes_with_1009() -> None:
+    session, peer = open_session(max_message_size=8)
+    assert session.receive(peer.send(BytesMessage(b"z" * 9)), T0) == []
+    events = peer.read(session.output(T0))
+    assert [e.code for e in events if isinstance(e, CloseConnection)] == [MESSAGE_TOO_BIG]
+
+
+def test_after_our_close_the_clients_messages_are_not_handed_over() -> None:
+    session, peer = open_session()
+    session.close(GOING_AWAY, "bye")
+    session.output(T0)
+    assert session.receive(peer.send(TextMessage("late")), T0) == []
+    session.receive(peer.send(CloseConnection(GOING_AWAY)), T0)
+    assert session.state is WsState.CLOSED
+
+
+@pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536])
+def test_frames_written_at_every_length_boundary_read_back(size: int) -> None:
+    session, peer = open_session(max_message_size=1 << 20)
+    session.deliver("a" * size)
+    session.deliver(b"b" * size)
+    events = peer.read(session.output(T0))
+    assert [(type(e), len(e.data)) for e in events] == [(TextMessage, size), (BytesMessage, size)]
+    assert session.receive(peer.send(TextMessage("c" * size)), T0) == ["c" * size]
