@@ -12,7 +12,6 @@ import logging
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
 
 from flask import (
     Blueprint,
@@ -25,6 +24,7 @@ from flask import (
     url_for,
 )
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.wsgi import get_input_stream
 
 from . import __version__, serving
 from .config import Options
@@ -69,32 +69,18 @@ class _TakenOverResponse(Response):
         return super().__call__(environ, start_response)
 
 
-def _read_body(limit: int) -> bytes:
+def _read_body(environ: dict[str, Any], limit: int) -> bytes:
     """A POST's body, de-chunked by the WSGI server; over ``limit`` bytes is a 413."""
-    if (request.content_length or 0) > limit:
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > limit:
         raise RequestEntityTooLarge()
-    body = request.stream.read(limit + 1)
+    body = get_input_stream(environ).read(limit + 1)
     if len(body) > limit:
         raise RequestEntityTooLarge()
     return body
-
-
-def _snapshot_request(body: bytes) -> RequestSnapshot:
-    form: dict[str, str] = {}
-    binary = request.args.get("binary?", "").lower() in ("true", "1")
-    if body and not binary and request.mimetype != "application/octet-stream":
-        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-    return RequestSnapshot(
-        method=request.method,
-        path=request.path,
-        args=request.args.to_dict(),
-        headers={k.lower(): v for k, v in request.headers.items()},
-        cookies=dict(request.cookies),
-        remote_addr=request.remote_addr,
-        session=dict(session),
-        client_id=request.args.get("client-id") or form.get("client-id"),
-        form=form,
-    )
 
 
 class Sente:
@@ -315,9 +301,11 @@ class Sente:
             )
 
     def _handle_checked(self, server: ChannelServer, options: Options) -> Any:
-        body = _read_body(options.max_message_size) if request.method == "POST" else b""
-        req = _snapshot_request(body)
-        if request.method == "GET" and not req.client_id:
+        environ = request.environ
+        post = environ.get("REQUEST_METHOD") == "POST"
+        body = _read_body(environ, options.max_message_size) if post else b""
+        req = RequestSnapshot.of(environ, path=request.path, session=session, body=body)
+        if not post and not req.client_id:
             return Response(
                 "missing client-id: a channel-socket GET needs a client-id query parameter "
                 "(Sente clients send one; is the client pointed at the right path?)",
@@ -340,15 +328,15 @@ class Sente:
         uid = options.user_id_fn(req)
         if uid is None:
             uid = NIL_UID
-        if request.method == "POST":
-            outcome: Any = serving.ajax_post(server, req, uid, body, request.environ)
-        elif is_websocket_request(request.environ):
+        if post:
+            outcome: Any = serving.ajax_post(server, req, uid, body, environ)
+        elif is_websocket_request(environ):
             outcome = serving.serve_websocket(
-                server, req, request.environ, uid, options.handshake_data_fn(req)
+                server, req, environ, uid, options.handshake_data_fn(req)
             )
         else:
             outcome = serving.ajax_get(
-                server, req, uid, lambda: options.handshake_data_fn(req), request.environ
+                server, req, uid, lambda: options.handshake_data_fn(req), environ
             )
         if isinstance(outcome, Handover | Served):
             return _TakenOverResponse(outcome)
