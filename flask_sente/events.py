@@ -76,7 +76,8 @@ class RequestSnapshot:
     ) -> RequestSnapshot:
         """The snapshot of a WSGI request, read from its environ as werkzeug reads it
         (the first value of a repeated query parameter; ``body`` parsed as a form unless the
-        request is binary)."""
+        request is binary). ``session`` is kept as given: a copy, or a mapping that reads
+        the session when first used."""
         args: dict[str, str] = {}
         query = environ.get("QUERY_STRING", "").encode("latin-1").decode()
         for key, value in parse_qsl(query, keep_blank_values=True, errors="werkzeug.url_quote"):
@@ -101,7 +102,7 @@ class RequestSnapshot:
             headers=headers,
             cookies=_Cookies(environ.get("HTTP_COOKIE", "")),
             remote_addr=environ.get("REMOTE_ADDR"),
-            session=dict(session),
+            session=session,
             client_id=args.get("client-id") or form.get("client-id"),
             form=form,
         )

@@ -23,19 +23,16 @@ from flask import (
     session,
     url_for,
 )
-from werkzeug.exceptions import RequestEntityTooLarge
-from werkzeug.wsgi import get_input_stream
 
-from . import __version__, serving
+from . import __version__, route
 from .config import Options
+from .direct import DirectAjax
 from .errors import ConfigError, UsageError
-from .events import EventMsg, RequestSnapshot
-from .protocol import NIL_UID
+from .events import EventMsg
+from .route import Refused
 from .router import Handlers, RecvQueue
-from .security import check_request
 from .server import ChannelServer
 from .transports.drivers import Handover, Served
-from .transports.websocket import is_websocket_request
 
 if TYPE_CHECKING:
     from flask.testing import FlaskClient
@@ -67,20 +64,6 @@ class _TakenOverResponse(Response):
         if self._outcome.server.stops_quietly:
             raise StopIteration()
         return super().__call__(environ, start_response)
-
-
-def _read_body(environ: dict[str, Any], limit: int) -> bytes:
-    """A POST's body, de-chunked by the WSGI server; over ``limit`` bytes is a 413."""
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    if length > limit:
-        raise RequestEntityTooLarge()
-    body = get_input_stream(environ).read(limit + 1)
-    if len(body) > limit:
-        raise RequestEntityTooLarge()
-    return body
 
 
 class Sente:
@@ -121,13 +104,17 @@ class Sente:
         blueprint = Blueprint(
             "sente", __name__, static_folder="static", static_url_path="/_sente/static"
         )
-        view = lambda: self._handle(server, options)  # noqa: E731
+        view = lambda: self._handle(server)  # noqa: E731
         # Werkzeug routes WebSocket upgrades only to rules marked websocket=True
         blueprint.add_url_rule(options.path, "chsk", view, methods=["GET", "POST"])
         blueprint.add_url_rule(options.path, "chsk_ws", view, methods=["GET"], websocket=True)
         if options.health_path is not None:
             blueprint.add_url_rule(options.health_path, "health", lambda: _health(server))
         app.register_blueprint(blueprint)
+        if getattr(app.wsgi_app, "__func__", None) is type(app).wsgi_app:
+            app.wsgi_app = DirectAjax(app, server, options.path, app.wsgi_app)  # type: ignore[method-assign]
+        else:  # a middleware of the app's is in place: it sees every request, as before
+            logger.info("app.wsgi_app is wrapped already: Ajax requests take Flask's dispatch")
         app.jinja_env.globals["sente_js_url"] = sente_js_url
         atexit.register(server.close)
         logger.info("flask_sente %s serving channel sockets at %s", __version__, options.path)
@@ -284,63 +271,25 @@ class Sente:
     @property
     def ajax_post_fn(self) -> Callable[[], Any]:
         """The view answering POSTs on the channel-socket route."""
-        return lambda: self._handle(self.server(), self.server().options)
+        return lambda: self._handle(self.server())
 
     ajax_get_or_ws_handshake_fn = ajax_post_fn
 
     # ------------------------------------------------------------------ the route
 
-    def _handle(self, server: ChannelServer, options: Options) -> Any:
-        try:
-            return self._handle_checked(server, options)
-        except RequestEntityTooLarge:
-            return Response(
-                f"message too large: over max_message_size ({options.max_message_size} bytes)",
-                413,
-                mimetype="text/plain",
-            )
-
-    def _handle_checked(self, server: ChannelServer, options: Options) -> Any:
-        environ = request.environ
-        post = environ.get("REQUEST_METHOD") == "POST"
-        body = _read_body(environ, options.max_message_size) if post else b""
-        req = RequestSnapshot.of(environ, path=request.path, session=session, body=body)
-        if not post and not req.client_id:
-            return Response(
-                "missing client-id: a channel-socket GET needs a client-id query parameter "
-                "(Sente clients send one; is the client pointed at the right path?)",
-                400,
-                mimetype="text/plain",
-            )
-        rejection = check_request(
-            req,
-            reject_fn=options.reject_fn,
-            csrf_token_fn=options.csrf_token_fn,
-            bad_csrf_fn=options.bad_csrf_fn,
-            allowed_origins=options.allowed_origins,
-            bad_origin_fn=options.bad_origin_fn,
-            authorized_fn=options.authorized_fn,
-            unauthorized_fn=options.unauthorized_fn,
-            maybe_unauthorized_fn=options.maybe_unauthorized_fn,
+    def _handle(self, server: ChannelServer) -> Any:
+        result = route.serve(
+            server,
+            request.environ,
+            path=request.path,
+            session=dict(session),  # a copy: it outlives the request
+            max_content_length=request.max_content_length,
         )
-        if rejection is not None:
-            return rejection
-        uid = options.user_id_fn(req)
-        if uid is None:
-            uid = NIL_UID
-        if post:
-            outcome: Any = serving.ajax_post(server, req, uid, body, environ)
-        elif is_websocket_request(environ):
-            outcome = serving.serve_websocket(
-                server, req, environ, uid, options.handshake_data_fn(req)
-            )
-        else:
-            outcome = serving.ajax_get(
-                server, req, uid, lambda: options.handshake_data_fn(req), environ
-            )
-        if isinstance(outcome, Handover | Served):
-            return _TakenOverResponse(outcome)
-        return _answer(outcome)
+        if isinstance(result, Refused):
+            return result.value
+        if isinstance(result, Handover | Served):
+            return _TakenOverResponse(result)
+        return _answer(result)
 
 
 def _answer(answer: tuple[int, str | bytes]) -> Response:
