@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import PackError
 from .transports.http import Answer
 from .transports.longpoll import CLIENT_GONE, CLOSED_BY_SERVER, OneShot
 
@@ -45,13 +44,6 @@ class Packed:
     data: str | bytes
 
 
-@dataclass(frozen=True, slots=True)
-class ReplyFailed:
-    """A handler's reply to an Ajax POST that the packer could not write."""
-
-    reason: str
-
-
 def poll_answer(value: Any, pack: Pack) -> Answer | bytes:
     """A long-poll's answer: its push batch or ``chsk/timeout``, or, once the server closed
     it, :data:`UNREADABLE_END` (raw bytes to write instead of a response)."""
@@ -63,39 +55,22 @@ def poll_answer(value: Any, pack: Pack) -> Answer | bytes:
 
 
 def post_answer(value: Any, pack: Pack) -> Answer:
-    """A POST's answer once its wait ended: the reply, ``chsk/timeout`` (as Sente), a 500 for
-    a reply the packer could not write, or a 503 when the server shut down meanwhile."""
+    """A POST's answer once its wait ended: the reply, ``chsk/timeout`` (as Sente), or a 503
+    when the server shut down meanwhile."""
     if isinstance(value, Packed):
         return 200, value.data
-    if isinstance(value, ReplyFailed):
-        return 500, f"the handler's reply could not be packed: {value.reason}"
     if value is CLOSED_BY_SERVER:
         return 503, SHUTTING_DOWN
     return 200, pack(value)
 
 
-class PostReply:
+def packing_reply(waiter: OneShot, pack: Pack) -> Callable[[Any], bool]:
     """The ``reply`` of an Ajax POST's event message. It packs on the handler's thread, so a
-    reply the packer cannot write raises there (as over WebSocket); the handler may catch
-    that and reply again. Once the handler is done (:meth:`handled`) without a reply that
-    could be written, the POST gets a 500 with the reason."""
+    reply the packer cannot write raises :class:`PackError` there, as over WebSocket, and
+    takes nothing: the handler may reply again (else the POST ends with ``chsk/timeout``, as
+    for any handler that does not reply)."""
 
-    __slots__ = ("_failure", "_pack", "_waiter")
+    def reply(value: Any) -> bool:
+        return waiter.offer(Packed(pack(value)))
 
-    def __init__(self, waiter: OneShot, pack: Pack) -> None:
-        self._waiter = waiter
-        self._pack = pack
-        self._failure: str | None = None
-
-    def __call__(self, value: Any) -> bool:
-        try:
-            packed = self._pack(value)
-        except PackError as exc:
-            self._failure = str(exc)
-            raise
-        return self._waiter.offer(Packed(packed))
-
-    def handled(self) -> None:
-        """The handler returned or raised."""
-        if self._failure is not None:
-            self._waiter.offer(ReplyFailed(self._failure))
+    return reply

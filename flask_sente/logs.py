@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 
+from .errors import ConfigError
+
 TRACE = 5
 REPORT = 60
 
@@ -39,6 +41,6 @@ def set_min_log_level(level: int | str) -> None:
     if isinstance(level, str):
         name = level.removeprefix(":").lower()
         if name not in LEVELS:
-            raise ValueError(f"unknown log level {level!r}: use one of {sorted(LEVELS)}")
+            raise ConfigError(f"unknown log level {level!r}: use one of {sorted(LEVELS)}")
         level = LEVELS[name]
     logging.getLogger("flask_sente").setLevel(level)

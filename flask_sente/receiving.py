@@ -14,7 +14,6 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .answers import PostReply
 from .events import EventMsg
 from .router import Handlers, RecvQueue, Router
 
@@ -74,7 +73,7 @@ class Receiving:
         n = workers or (self._handler_workers if simple_auto_threading else 1)
         router = Router(
             self.ch_recv,
-            lambda msg: _handle(handler, msg),
+            handler,
             error_handler=error_handler,
             workers=n,
             key=lambda msg: msg.client_id,
@@ -149,13 +148,3 @@ class Receiving:
         if router is not None:
             router.stop()
         self.ch_recv.close()
-
-
-def _handle(handler: Callable[[EventMsg], Any], msg: EventMsg) -> Any:
-    """Run ``handler``; then an Ajax POST whose reply could not be packed gets its 500,
-    unless the handler replied something else meanwhile."""
-    try:
-        return handler(msg)
-    finally:
-        if isinstance(msg.reply, PostReply):
-            msg.reply.handled()

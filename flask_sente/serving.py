@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .answers import Answer, PollBatch, PostReply, poll_answer, post_answer
+from .answers import Answer, PollBatch, packing_reply, poll_answer, post_answer
 from .events import RequestSnapshot
 from .protocol import (
     DUMMY_CB_200,
@@ -242,7 +242,7 @@ def ajax_post(
     with hold:
         deadline = time.monotonic() + server.options.lp_timeout_ms / 1000
         waiter = LongPoll(f"the Ajax POST of uid {uid!r}, client {req.client_id}")
-        reply = PostReply(waiter, server.pack)
+        reply = packing_reply(waiter, server.pack)
         server.emit(event, uid=uid, client_id=req.client_id, request=req, reply=reply, inline=True)
         # most handlers reply at once: answered on this thread, keeping the HTTP connection;
         # only a slow reply is left to the loop (which closes the connection after it)

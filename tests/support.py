@@ -204,6 +204,30 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def established_connections(pids: list[int], port: int) -> dict[int, int]:
+    """How many established TCP connections to local ``port`` each process holds (read
+    from ``/proc``), so a test can pick the gunicorn worker that serves some clients."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(FileNotFoundError), open(table) as rows:
+            for row in list(rows)[1:]:
+                fields = row.split()
+                local_port = int(fields[1].rsplit(":", 1)[1], 16)
+                if local_port == port and fields[3] == "01":  # 01: ESTABLISHED
+                    inodes.add(fields[9])
+    held: dict[int, int] = {}
+    for pid in pids:
+        fd_dir = Path(f"/proc/{pid}/fd")
+        count = 0
+        for fd in fd_dir.iterdir() if fd_dir.is_dir() else []:
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:[") and target[8:-1] in inodes:
+                    count += 1
+        held[pid] = count
+    return held
+
+
 class RedisServer:
     """redis-server in a subprocess; ``restart()`` keeps its port (and loses its data)."""
 

@@ -25,9 +25,6 @@ spec.loader.exec_module(snippets)
 #: Sphinx markup that shows as markup, not as what it means, on a forge.
 DIRECTIVE = re.compile(r"^```+\{(?:literalinclude|include|eval-rst)\}", re.MULTILINE)
 ROLE = re.compile(r"\{(?:doc|ref|class|func|meth|attr|mod|exc|py:\w+)\}`")
-#: Pages the README links that still use Sphinx roles: they were being edited on other
-#: branches when this test came, so only their code examples were turned into fences.
-ROLES_LEFT_FOR_A_LATER_PASS = {"docs/protocol.md", "docs/migrating-from-sente.md"}
 
 
 def readme_pages() -> list[Path]:
@@ -42,10 +39,8 @@ def readme_pages() -> list[Path]:
 def test_pages_the_readme_links_read_as_plain_markdown(page: Path) -> None:
     text = page.read_text(encoding="utf-8")
     assert not DIRECTIVE.findall(text), "a directive shows as a directive on a forge: use a fence"
-    name = str(page.relative_to(ROOT))
-    if name not in ROLES_LEFT_FOR_A_LATER_PASS:
-        roles = ROLE.findall(text)
-        assert not roles, f"{roles}: on a forge a role shows as markup; use a Markdown link"
+    roles = ROLE.findall(text)
+    assert not roles, f"{roles}: on a forge a role shows as markup; use a Markdown link"
 
 
 def test_every_code_example_is_a_copy_of_its_file() -> None:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from flask_sente import set_min_log_level
+from flask_sente.errors import ConfigError
 from flask_sente.logs import REPORT, TRACE
 
 LIBRARY = logging.getLogger("flask_sente")
@@ -53,5 +54,5 @@ def test_trace_lets_everything_through_and_report_silences_the_library(caplog) -
 
 
 def test_an_unknown_level_names_the_known_ones() -> None:
-    with pytest.raises(ValueError, match=r"unknown log level 'loud'.*report.*trace"):
+    with pytest.raises(ConfigError, match=r"unknown log level 'loud'.*report.*trace"):
         set_min_log_level("loud")

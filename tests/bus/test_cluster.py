@@ -15,7 +15,13 @@ import requests
 import websocket
 
 from flask_sente import Emitter
-from tests.support import ServerProcess, free_port, gunicorn_process, wait_until
+from tests.support import (
+    ServerProcess,
+    established_connections,
+    free_port,
+    gunicorn_process,
+    wait_until,
+)
 
 
 def cluster_env(url: str) -> dict[str, str]:
@@ -150,7 +156,11 @@ def test_a_killed_worker_and_a_redis_restart_lose_nothing_for_good(redis_url, re
         sockets = {f"k{i}": ws_client(server.url, f"k{i}") for i in range(16)}
         workers = [int(p) for p in os.popen(f"pgrep -P {server.proc.pid}").read().split()]
         assert len(workers) == 4
-        os.kill(workers[0], signal.SIGKILL)  # its clients lose their connection, its uids go stale
+        port = int(server.url.rsplit(":", 1)[1])
+        held = established_connections(workers, port)
+        victim = max(workers, key=lambda pid: held[pid])  # --reuse-port may leave one idle
+        assert held[victim] > 0
+        os.kill(victim, signal.SIGKILL)  # its clients lose their connection, its uids go stale
         alive = []
         for uid, ws in sockets.items():
             try:

@@ -152,7 +152,7 @@ def test_reconnect_after_server_restart(json_client: Callable[..., Client], tran
 
 
 def test_keepalive_pings_and_server_pings(json_client: Callable[..., Client]) -> None:
-    proc = Conformance("--ws-kalive-ms", "600").start()
+    proc = Conformance("--ws-kalive-ms", "600", "--ws-ping-timeout-ms", "500").start()
     try:
         client = json_client(proc.url, type="ws", ws_kalive_ms=None).connect()
         assert client.wait_open(5)

@@ -20,8 +20,9 @@ import pytest
 import requests
 
 from flask_sente import EventMsg
+from flask_sente.errors import PackError
 from flask_sente.protocol import pack
-from tests.server.harness import AjaxPeer, Server, running
+from tests.server.harness import AjaxPeer, Server, jsonish, running
 from tests.server.wire import Wire
 from tests.support import ROOT, wait_until
 
@@ -192,28 +193,32 @@ def test_a_failing_user_id_fn_is_a_500(method: str) -> None:
 
 @pytest.fixture
 def slow_replies(patient: Server) -> Iterator[threading.Event]:
-    """``test/slow`` replies an unpackable value once the test sets the event."""
+    """``test/slow`` replies an unpackable value once the test sets the event, then, told
+    by the PackError, a value that packs."""
     release = threading.Event()
 
     @patient.sente.on("test/slow")
     def slow(msg: EventMsg) -> None:
         release.wait(DEADLINE_S)
         assert msg.reply is not None
-        msg.reply(object())
+        try:
+            msg.reply(object())
+        except PackError as exc:
+            msg.reply({"refused": type(exc).__name__})
 
     yield release
     release.set()
 
 
-def test_a_reply_the_packer_cannot_write_is_a_500_with_the_reason(
+def test_a_reply_the_packer_cannot_write_raises_in_the_handler_and_takes_nothing(
     patient: Server, slow_replies: threading.Event
 ) -> None:
     slow_replies.set()
-    response = AjaxPeer(patient).post(["test/slow"], "ajax")
-    assert response.status_code == 500 and "could not be packed" in response.text
+    reply, _ = AjaxPeer(patient).request(["test/slow"])
+    assert jsonish(reply) == {"refused": "PackError"}
 
 
-def test_a_slow_unpackable_reply_is_a_500_and_the_loop_lives_on(
+def test_a_slow_unpackable_reply_takes_nothing_and_the_loop_lives_on(
     patient: Server, slow_replies: threading.Event
 ) -> None:
     peer = AjaxPeer(patient)
@@ -224,7 +229,7 @@ def test_a_slow_unpackable_reply_is_a_500_and_the_loop_lives_on(
     wait_until(lambda: loop.connections == 1, DEADLINE_S)  # held by the event loop
     slow_replies.set()
     poster.join(DEADLINE_S)
-    assert result[0].status_code == 500 and "could not be packed" in result[0].text
+    assert result[0].status_code == 200 and "refused" in result[0].text
     assert peer.request(["test/echo", 1]) == ({"echo": 1}, None)
 
 
