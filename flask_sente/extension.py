@@ -80,6 +80,9 @@ class Sente:
         self.handlers: Handlers[EventMsg] = Handlers()
         self._undelivered_hooks: list[Callable[[Any, list[Any], str], Any]] = []
         self._apps: weakref.WeakSet[Flask] = weakref.WeakSet()
+        #: The server of the one app initialised, while there is only one (what send() and
+        #: the other calls without app= find without a lookup).
+        self._sole: tuple[weakref.ref[Flask], ChannelServer] | None = None
         if app is not None:
             self.init_app(app)
 
@@ -100,6 +103,7 @@ class Sente:
         )
         app.extensions[EXTENSION_KEY] = server
         self._apps.add(app)
+        self._sole = (weakref.ref(app), server) if len(self._apps) == 1 else None
 
         blueprint = Blueprint(
             "sente", __name__, static_folder="static", static_url_path="/_sente/static"
@@ -123,6 +127,13 @@ class Sente:
 
     def server(self, app: Flask | None = None) -> ChannelServer:
         """The channel server of ``app``, of the current app, or of the only app."""
+        sole = self._sole
+        if sole is not None and app is None:
+            sole_app = sole[0]()
+            if sole_app is not None and (
+                not has_app_context() or current_app._get_current_object() is sole_app  # type: ignore[attr-defined]
+            ):
+                return sole[1]
         if app is None:
             app = self._only_app()
         try:

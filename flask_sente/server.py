@@ -40,7 +40,7 @@ from .protocol import (
 from .receiving import Receiving
 from .registry import Registry, Slot
 from .router import Handlers, RecvQueue
-from .runtime import concurrency_mode
+from .runtime import Pacer, concurrency_mode
 from .scheduler import Scheduler
 from .transports.drivers import Driver
 from .transports.loop import EventLoop
@@ -112,6 +112,7 @@ class ChannelServer:
         self.ch_recv: RecvQueue[EventMsg] = self.receiving.ch_recv
         self.undelivered = 0
         self._closed = False
+        self._pacer = Pacer()
         gevent = concurrency_mode() == "gevent"
         self.mode = options.connection_mode
         if self.mode == "auto":
@@ -213,12 +214,14 @@ class ChannelServer:
                 'without-uid" to reach clients without a uid'
             )
         self._push(uid, Outgoing.of(self.packer, event), flush)
+        self._pacer.step()
 
     def broadcast(self, event: Any, flush: bool = False) -> None:
         """Push ``event`` to every connected uid; checked and packed once, before any."""
         item = Outgoing.of(self.packer, event)
         for uid in self.registry.connected_uids()["any"]:
             self._push(uid, item, flush)
+            self._pacer.step()
 
     def _push(self, uid: Any, item: Outgoing, flush: bool) -> None:
         if uid == ALL_USERS_WITHOUT_UID:
