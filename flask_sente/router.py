@@ -232,14 +232,14 @@ class Router(Generic[M]):
         """Handle ``msg``: on this thread when ``inline`` allows it and it may (see the class),
         otherwise through the queue, on its client's worker."""
         key = self._key(msg)
-        kind = self._inline_kind
+        kind = None if self._inline_kind is None else self._inline_kind(msg)
         with self._lock:
             here = (
                 inline
                 and kind is not None
                 and not self._stopping.is_set()
                 and not len(self._queue)  # what waits there comes first
-                and self._quickness.allows(kind(msg))
+                and self._quickness.allows(kind)
                 and self._lanes.claim(key)
             )
             if not here:
@@ -251,12 +251,11 @@ class Router(Generic[M]):
         finally:
             elapsed = time.perf_counter() - started
             with self._lock:
-                assert kind is not None
-                if self._quickness.ran(kind(msg), elapsed):
+                if self._quickness.ran(kind, elapsed):
                     logger.info(
                         "the handler for %r took %.1f ms on the thread that received it; its "
                         "events go to the worker threads",
-                        kind(msg),
+                        kind,
                         1000 * elapsed,
                     )
                 for waiting in self._lanes.release(key):

@@ -59,7 +59,8 @@ class _Connection:
             self._backlog += self.session.output(now)
         if self._backlog and not self._draining:
             self._write()
-        self._arm(now)
+        if self._timer is None or self.session.state is not WsState.OPEN:
+            self._arm(now)  # a timer armed for a keepalive re-arms itself when it fires
 
     def _write(self) -> None:
         try:

@@ -320,6 +320,8 @@ class WsSession:
     def output(self, now: float) -> bytes:
         """Bytes to write now: frames owed, queued messages, then a close frame when one
         was asked for."""
+        if not (self._replies or self._out or self._close_request):
+            return b""  # nothing queued (read unlocked: a message queued now wakes us again)
         out, self._replies = self._replies, b""
         with self._lock:
             batch = list(self._out) if self._out else None
