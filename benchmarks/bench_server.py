@@ -49,20 +49,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench_table import BARE, FRAMEWORKS, SENTE, SOCKETIO, table
-
 ROOT = Path(__file__).resolve().parent.parent
 LOADGEN = ROOT / "benchmarks" / "loadgen.py"
 APPS = {
-    SENTE: ("benchmarks.sente_app:create_app()", "sente"),
-    SOCKETIO: ("benchmarks.socketio_app:create_app()", "socketio"),
-    BARE: ("benchmarks.flasksock_app:create_app()", "bare"),
+    "flask_sente": ("benchmarks.sente_app:create_app()", "sente"),
+    "Flask-SocketIO": ("benchmarks.socketio_app:create_app()", "socketio"),
+    "flask-sock": ("benchmarks.flasksock_app:create_app()", "bare"),
 }
+FRAMEWORKS = tuple(APPS)
 #: The scenarios each framework runs: the bare server has no Ajax.
 SCENARIOS = {
-    SENTE: ("ws", "push", "ajax", "ajax_push"),
-    SOCKETIO: ("ws", "push", "ajax", "ajax_push"),
-    BARE: ("ws", "push"),
+    "flask_sente": ("ws", "push", "ajax", "ajax_push"),
+    "Flask-SocketIO": ("ws", "push", "ajax", "ajax_push"),
+    "flask-sock": ("ws", "push"),
 }
 SOCKETIO_ASYNC_MODE = {"gthread": "threading", "gevent": "gevent"}
 SERVER_CPUS = {0}
@@ -520,6 +519,8 @@ def main(argv: list[str] | None = None) -> None:
         f"medians of {opts.repeat} run(s){' (--quick)' if opts.quick else ''}, "
         f"{time.monotonic() - started:.0f} s\n"
     )
+    from bench_table import table  # beside this script (bench_connections imports it whole)
+
     print(table(results))
     if opts.json:
         opts.json.write_text(json.dumps(results, indent=2) + "\n")

@@ -375,13 +375,12 @@ class SenteAjax:
     def __init__(self, session: aiohttp.ClientSession, base: str, n: int) -> None:
         self.session = session
         self.url = f"{base}/chsk"
-        self.client_id = f"bench-ajax-c{n}"
-        self.uid = f"bench-ajax-u{n}"
+        self.client_id = f"bench-ajax-c{n}"  # also its uid: the app's uid is the client-id
         self._batches: asyncio.Queue[list[list[Any]]] = asyncio.Queue()
         self._poller: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
-        params = {"client-id": self.client_id, "uid": self.uid, "handshake?": "1"}
+        params = {"client-id": self.client_id, "handshake?": "1"}
         async with self.session.get(self.url, params=params) as resp:
             assert resp.status == 200, resp.status
             assert json.loads(await resp.text())[0][0] == "chsk/handshake"
@@ -390,7 +389,7 @@ class SenteAjax:
         self._poller = asyncio.create_task(self._poll())
 
     async def _poll(self) -> None:
-        params = {"client-id": self.client_id, "uid": self.uid}
+        params = {"client-id": self.client_id}
         while True:
             async with self.session.get(self.url, params=params) as resp:
                 assert resp.status == 200, resp.status
@@ -400,7 +399,7 @@ class SenteAjax:
 
     async def trigger_push(self, n: int) -> None:
         form = {"client-id": self.client_id, "ppstr": json.dumps([["bench/push-n", n]])}
-        async with self.session.post(self.url, params={"uid": self.uid}, data=form) as resp:
+        async with self.session.post(self.url, data=form) as resp:
             assert resp.status == 200, resp.status
             await resp.read()
 
