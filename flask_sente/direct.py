@@ -28,7 +28,7 @@ from werkzeug.http import parse_cookie
 
 from . import route
 from .config import default_csrf_token_fn
-from .route import Refused
+from .route import Refused, TakenOverResponse
 from .transports.drivers import Handover, Served
 from .transports.http import BINARY, TEXT
 from .transports.websocket import is_websocket_request
@@ -140,12 +140,9 @@ class DirectAjax:
             except Exception as exc:
                 return self._failed(exc, environ, start_response)
         if isinstance(result, Handover | Served):
-            if isinstance(result, Handover):
-                result.run(headers)
-            if result.server.stops_quietly:
-                raise StopIteration()  # gunicorn then drops the request, writing nothing
-            start_response(_status(result.status), [("Content-Type", TEXT), *headers])
-            return [b""]
+            taken_over = TakenOverResponse(result)
+            taken_over.headers.extend(headers)
+            return taken_over(environ, start_response)
         status, body = result
         data = body.encode("utf-8") if isinstance(body, str) else body
         kind = TEXT if isinstance(body, str) else BINARY

@@ -29,7 +29,7 @@ from .config import Options
 from .direct import DirectAjax
 from .errors import ConfigError, UsageError
 from .events import EventMsg
-from .route import Refused
+from .route import Refused, TakenOverResponse
 from .router import Handlers, RecvQueue
 from .server import ChannelServer
 from .transports.drivers import Handover, Served
@@ -43,27 +43,6 @@ logger = logging.getLogger("flask_sente.extension")
 
 EXTENSION_KEY = "sente"
 _TEXT = "text/html; charset=utf-8"
-
-
-class _TakenOverResponse(Response):
-    """The WSGI answer for a connection flask_sente serves on the socket itself.
-
-    With a handover, the socket moves to the event loop here, after Flask ran its
-    ``after_request`` hooks: held long-poll answers then carry the headers they added.
-    Whatever the WSGI server writes afterwards goes to a dead descriptor. Its status is what
-    the connection got or will get: 101 for a WebSocket.
-    """
-
-    def __init__(self, outcome: Handover | Served) -> None:
-        super().__init__(status=outcome.status, content_type=_TEXT)
-        self._outcome = outcome
-
-    def __call__(self, environ: Any, start_response: Any) -> Any:
-        if isinstance(self._outcome, Handover):
-            self._outcome.run(list(self.headers.items()))
-        if self._outcome.server.stops_quietly:
-            raise StopIteration()
-        return super().__call__(environ, start_response)
 
 
 class Sente:
@@ -299,7 +278,7 @@ class Sente:
         if isinstance(result, Refused):
             return result.value
         if isinstance(result, Handover | Served):
-            return _TakenOverResponse(result)
+            return TakenOverResponse(result)
         return _answer(result)
 
 

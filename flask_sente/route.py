@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from flask import Response
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wsgi import get_input_stream
 
@@ -19,7 +20,8 @@ from . import serving
 from .events import RequestSnapshot
 from .protocol import NIL_UID
 from .security import check_request
-from .transports.drivers import Outcome
+from .transports.drivers import Handover, Outcome, Served
+from .transports.http import TEXT
 from .transports.websocket import is_websocket_request
 
 if TYPE_CHECKING:
@@ -34,6 +36,28 @@ class Refused:
     return (a check's ``*_fn`` may give any response)."""
 
     value: Any
+
+
+class TakenOverResponse(Response):
+    """The WSGI answer for a connection flask_sente serves on the socket itself.
+
+    With a handover, the socket moves to the event loop here, after Flask ran its
+    ``after_request`` hooks: held long-poll answers then carry the headers they added.
+    Whatever the WSGI server writes afterwards goes to a dead descriptor. Its status is what
+    the connection got or will get: 101 for a WebSocket.
+    """
+
+    def __init__(self, outcome: Handover | Served) -> None:
+        super().__init__(status=outcome.status, content_type=TEXT)
+        self._outcome = outcome
+
+    def __call__(self, environ: Any, start_response: Any) -> Any:
+        if isinstance(self._outcome, Handover):
+            self._outcome.run(list(self.headers.items()))
+        if self._outcome.server.stops_quietly:
+            # gunicorn then drops the request quietly, writing nothing
+            raise StopIteration()
+        return super().__call__(environ, start_response)
 
 
 def read_body(environ: dict[str, Any], limit: int, max_content_length: int | None) -> bytes:
