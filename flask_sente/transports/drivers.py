@@ -63,8 +63,9 @@ class Served:
 class Handover:
     """A connection to move to the event loop once Flask has finished its response.
 
-    The extension calls :meth:`run` from the WSGI response, after the ``after_request``
-    hooks ran, with the headers they set: a held request's answer carries them."""
+    The route's taken-over response (:class:`flask_sente.route.TakenOverResponse`) calls
+    :meth:`run` when the WSGI server takes it, after the ``after_request`` hooks ran, with the
+    headers they set: a held request's answer carries them."""
 
     sock: socket.socket
     server: WsgiServer
