@@ -112,7 +112,6 @@ class ChannelServer:
         self.ch_recv: RecvQueue[EventMsg] = self.receiving.ch_recv
         self.undelivered = 0
         self._closed = False
-        self._pacer = Pacer()
         gevent = concurrency_mode() == "gevent"
         self.mode = options.connection_mode
         if self.mode == "auto":
@@ -124,12 +123,17 @@ class ChannelServer:
             max_held=options.max_held_requests,
             call_later=self._call_later,
         )
+        # greenlets yield cheaply; threads only when a flush timer or the loop waits
+        self._pacer = Pacer(None if gevent else self._someone_waits)
         if self.mode == "loop":
             where = "one event-loop thread (requests return to the pool at once)"
         else:
             where = "greenlets" if gevent else "their request threads"
         logger.info("WebSockets and long-polls run on %s", where)
         self.bus.start(self)
+
+    def _someone_waits(self, now: float) -> bool:
+        return self.scheduler.overdue(now) or self.driver.behind()
 
     def _call_later(self, delay_s: float, fn: Callable[[], None]) -> Any:
         return self.scheduler.call_later(delay_s, fn, what="a WebSocket's keepalive")

@@ -51,3 +51,17 @@ def test_each_thread_keeps_its_own_pace(monkeypatch: pytest.MonkeyPatch) -> None
     assert clock.sleeps == []  # the other thread's first push starts its own pace
     pacer.step()
     assert clock.sleeps == [0]
+
+
+def test_threads_yield_only_when_someone_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeTime()
+    monkeypatch.setattr(runtime, "time", clock)
+    waiting = [False]
+    pacer = runtime.Pacer(lambda now: waiting[0])
+    pacer.step()
+    clock.now += 2 * runtime.PACE_S
+    pacer.step()
+    assert clock.sleeps == []  # nobody waits for the GIL: no switch for nothing
+    waiting[0] = True
+    pacer.step()
+    assert clock.sleeps == [0]

@@ -292,6 +292,11 @@ class Driver:
             return GreenletHold(self, sock, server)
         return ThreadHold(self, sock, server)
 
+    def behind(self) -> bool:
+        """Whether the event loop (if started) has connections waiting to be written."""
+        loop = self._loop
+        return loop is not None and loop.behind
+
     def _reserve(self) -> bool:
         with self._lock:
             if self._max_held is not None and self.held >= self._max_held:

@@ -94,6 +94,11 @@ class EventLoop:
     def connections(self) -> int:
         return len(self._entries)
 
+    @property
+    def behind(self) -> bool:
+        """Whether entries wait to be serviced (read without the lock: a guess)."""
+        return bool(self._dirty) or bool(self._added)
+
     # ------------------------------------------------------------------ any thread
 
     def add(self, entry: Entry) -> None:
