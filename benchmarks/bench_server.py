@@ -1,22 +1,31 @@
-"""flask_sente against Flask-SocketIO, side by side, in one run (``bench_server.py``).
+"""flask_sente beside Flask-SocketIO and a bare flask-sock echo server, side by side, in one run.
 
-For each gunicorn mode (``gthread``, then ``gevent``; one worker each) it starts the
-flask_sente app (``benchmarks/sente_app.py``) and then the Flask-SocketIO app
-(``benchmarks/socketio_app.py``), and drives each with ``benchmarks/loadgen.py``:
+For each gunicorn mode (``gthread``, then ``gevent``; one worker each) it starts, in turn,
+the flask_sente app (``benchmarks/sente_app.py``), the Flask-SocketIO app
+(``benchmarks/socketio_app.py``) and the bare flask-sock echo server
+(``benchmarks/flasksock_app.py``, WebSocket only), and drives each with
+``benchmarks/loadgen.py``:
 
 * WebSocket request/reply: 50 clients, 64-byte payloads, send, await the reply, repeat;
 * push: 50 connected users each asking for 1,000 events (3 rounds), timed send to receipt;
 * Ajax request/reply: 50 clients (Sente's POST with a callback; Socket.IO long-polling
   with an acknowledged emit);
+* Ajax push: the push scenario over long-polling;
 * under gevent only, on a fresh server: the worker's resident memory before and after
   1,000 idle WebSocket connections, then up to 5,000 of them, checked with an echo each.
 
-The server is pinned to CPU 0 and the load generator to CPU 1 (when there are two), so
-they do not share a core. It prints a table of both frameworks and their ratio, with the
-CPU use of the generator, of the server worker and of every other process meanwhile.
-Everything listens on 127.0.0.1 only, on ports the kernel picks; every process started
-here is killed (its whole process group) on the way out, error or not. The whole run takes
-about five minutes on a quiet machine.
+Each framework and mode runs ``--repeat`` times (3), alternating who goes first; every
+figure is the median of its runs. Besides each rate, the server worker's CPU time per
+request (or event), which a machine shared with other work disturbs far less than the rate.
+The server is pinned to CPU 0 and the load generator to CPU 1 (when there are two). It
+prints one table, ready to paste, with the ratios to Flask-SocketIO and to flask-sock under
+gevent and the targets of issue 16. Everything listens on 127.0.0.1 only, on ports the kernel
+picks; every process started here is killed (its whole process group) on the way out, error
+or not. About 20 minutes on a quiet machine; ``--quick`` (one short run each, no 5,000) takes
+about three::
+
+    python benchmarks/bench_server.py            # the figures for docs/benchmarks.md
+    python benchmarks/bench_server.py --quick    # a smoke run
 """
 
 from __future__ import annotations
@@ -45,6 +54,14 @@ LOADGEN = ROOT / "benchmarks" / "loadgen.py"
 APPS = {
     "flask_sente": ("benchmarks.sente_app:create_app()", "sente"),
     "Flask-SocketIO": ("benchmarks.socketio_app:create_app()", "socketio"),
+    "flask-sock": ("benchmarks.flasksock_app:create_app()", "bare"),
+}
+FRAMEWORKS = tuple(APPS)
+#: The scenarios each framework runs: the bare server has no Ajax.
+SCENARIOS = {
+    "flask_sente": ("ws", "push", "ajax", "ajax_push"),
+    "Flask-SocketIO": ("ws", "push", "ajax", "ajax_push"),
+    "flask-sock": ("ws", "push"),
 }
 SOCKETIO_ASYNC_MODE = {"gthread": "threading", "gevent": "gevent"}
 SERVER_CPUS = {0}
@@ -187,6 +204,7 @@ class Server:
         return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1))  # type: ignore[union-attr]
 
     def cpu_s(self) -> float:
+        """The worker's CPU time, every thread's (those that ended too), in clock ticks."""
         fields = Path(f"/proc/{self.worker_pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
@@ -256,6 +274,10 @@ def loadgen(
         )
     result = json.loads(out.strip().splitlines()[-1])
     server_s = server.cpu_s() - cpu0
+    done = result.get("requests") or result.get("events")
+    if done:
+        # the whole run (warm-up, connecting) over the measured work: an upper bound
+        result["server_us_per_op"] = 1e6 * server_s / done
     other_s = machine_busy_s() - busy0 - server_s - (own_cpu_s() - own0)
     result["server_cpu_pct"] = 100 * server_s / wall
     result["other_cpu_pct"] = max(0.0, 100 * other_s / wall)
@@ -264,7 +286,7 @@ def loadgen(
 
 
 def summary(result: dict[str, Any]) -> str:
-    keys = ("per_second", "p50_ms", "p99_ms", "errors", "complete", "loadgen_cpu_pct")
+    keys = ("per_second", "server_us_per_op", "p50_ms", "p99_ms", "errors", "complete")
     shown = {k: round(result[k], 1) for k in keys if k in result}
     shown["server_cpu_pct"] = round(result["server_cpu_pct"], 1)
     shown["other_cpu_pct"] = round(result["other_cpu_pct"], 1)
@@ -274,14 +296,17 @@ def summary(result: dict[str, Any]) -> str:
 def throughput(procs: Processes, name: str, mode: str, opts: argparse.Namespace) -> dict[str, Any]:
     log(f"{name} under gunicorn {mode}")
     timed = ["--clients", "50", "--duration", str(opts.duration), "--warmup", "1"]
+    pushes = ["--clients", "50", "--events", str(opts.events), "--rounds", str(opts.rounds)]
     scenarios = {
         "ws": ("ws-rr", *timed),
-        "push": ("push", "--clients", "50", "--events", "1000"),
+        "push": ("push", *pushes),
         "ajax": ("ajax-rr", *timed),
+        "ajax_push": ("ajax-push", *pushes),
     }
     results: dict[str, Any] = {}
     with running(procs, name, mode) as server:
-        for key, (scenario, *args) in scenarios.items():
+        for key in SCENARIOS[name]:
+            scenario, *args = scenarios[key]
             wait_for_quiet(opts)
             results[key] = loadgen(procs, server, scenario, *args)
     return results
@@ -382,7 +407,7 @@ def memory(procs: Processes, name: str, opts: argparse.Namespace) -> dict[str, A
     return result
 
 
-# ---------------------------------------------------------------------- the table
+# ---------------------------------------------------------------------- the run
 
 
 def ratio(a: float, b: float) -> str:
@@ -391,90 +416,12 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x" if a >= b else f"{a / b:.3f}x"
 
 
-#: (label, scenario, figure, format, target ratio for gthread, for gevent)
-FIGURES = [
-    ("WS req/reply per s", "ws", "per_second", ",.0f", ">=3x", ">=2.5x"),
-    ("WS p50 latency ms", "ws", "p50_ms", ".2f", "", ""),
-    ("WS p99 latency ms", "ws", "p99_ms", ".2f", "", ""),
-    ("push events per s", "push", "per_second", ",.0f", ">=2x", ">=2x"),
-    ("push p99 latency ms", "push", "p99_ms", ".0f", "", ""),
-    ("Ajax req/reply per s", "ajax", "per_second", ",.0f", ">=2x", ">=2x"),
-    ("Ajax p99 latency ms", "ajax", "p99_ms", ".1f", "", ""),
-]
-SCENARIO_LABELS = {"ws": "WS", "push": "push", "ajax": "Ajax"}
-
-
-def best(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Of repeated runs, per scenario the one with the highest rate (least disturbed)."""
-    return {key: max((r[key] for r in runs), key=lambda r: r["per_second"]) for key in runs[0]}
-
-
 def judged(a: float, b: float, target: str) -> str:
     if not target or not b:
         return target
     bound = float(target[2:-1])
     met = a / b >= bound if target.startswith(">=") else a / b <= bound
     return f"{target} {'yes' if met else 'NO'}"
-
-
-def table(results: dict[str, Any]) -> str:
-    sente, sio = results["flask_sente"], results["Flask-SocketIO"]
-    rows: list[tuple[str, str, str, str, str]] = []
-
-    def row(label: str, a: float, b: float, fmt: str, target: str = "") -> None:
-        rows.append((label, format(a, fmt), format(b, fmt), ratio(a, b), judged(a, b, target)))
-
-    for mode, runs in sente["throughput"].items():
-        s, o = best(runs), best(sio["throughput"][mode])
-        for label, key, figure, fmt, *targets in FIGURES:
-            target = targets[0] if mode == "gthread" else targets[1]
-            row(f"{mode}: {label}", s[key][figure], o[key][figure], fmt, target)
-        for key, label in SCENARIO_LABELS.items():
-            cpu = [
-                "/".join(
-                    f"{r[key][c]:.0f}"
-                    for c in ("loadgen_cpu_pct", "server_cpu_pct", "other_cpu_pct")
-                )
-                for r in (s, o)
-            ]
-            rows.append((f"{mode}: CPU % gen/server/others, {label}", *cpu, "", ""))
-    if "memory" in sente:
-        sm, om = sente["memory"], sio["memory"]
-        row("gevent: KB per idle WS", sm["kb_per_conn"], om["kb_per_conn"], ".1f", "<=0.7x")
-        row(
-            "gevent: MB per 1,000 idle WS",
-            sm["kb_per_conn"] / 1.024,
-            om["kb_per_conn"] / 1.024,
-            ".1f",
-        )
-        if "max_target" in sm:
-            held = [f"{m['max_alive']:,}/{m['max_target']:,}" for m in (sm, om)]
-            met = "yes" if sm["max_alive"] >= 5000 else "NO"
-            rows.append(("gevent: idle WS held, 1 worker", *held, "", f"5,000 {met}"))
-            row(
-                "gevent: seconds to open them all",
-                sm["max_open_s"],
-                om["max_open_s"],
-                ".1f",
-            )
-            row(
-                "gevent: worker RSS MB, all held",
-                sm["max_rss_kb"] / 1024,
-                om["max_rss_kb"] / 1024,
-                ".0f",
-            )
-    header = ("figure", "flask_sente", "Flask-SocketIO", "ratio", "target")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-
-    def line(cells: tuple[str, ...]) -> str:
-        padded = (
-            c.ljust(w) if i == 0 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        )
-        return "| " + " | ".join(padded) + " |"
-
-    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    return "\n".join([line(header), rule, *(line(r) for r in rows)])
 
 
 def source_version() -> str:
@@ -499,8 +446,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--modes", default="gthread,gevent", help="comma-separated")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per timed run")
+    parser.add_argument("--events", type=int, default=1000, help="pushed events per client")
+    parser.add_argument("--rounds", type=int, default=3, help="push rounds per run")
     parser.add_argument(
-        "--repeat", type=int, default=2, help="runs per server and mode; the best one counts"
+        "--repeat", type=int, default=3, help="runs per server and mode; medians count"
     )
     parser.add_argument("--idle", type=int, default=1000, help="idle WS for the memory figure")
     parser.add_argument("--idle-max", type=int, default=5000, help="idle WS to try to hold")
@@ -511,9 +460,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--quiet-wait", type=float, default=10.0, help="longest wait for quiet before a run"
     )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run: one 2 s run each, 1 push round, 200 idle WS, no 5,000",
+    )
     parser.add_argument("--json", type=Path, help="also write every figure here")
     parser.add_argument("--no-pin", dest="pin", action="store_false", help="no CPU pinning")
     opts = parser.parse_args(argv)
+    if opts.quick:
+        opts.duration, opts.events, opts.rounds, opts.repeat = 2.0, 1000, 1, 1
+        opts.idle, opts.idle_max, opts.quiet_wait = 200, 0, 0.0
     opts.modes = [m.strip() for m in opts.modes.split(",") if m.strip()]
     if opts.pin and len(os.sched_getaffinity(0)) < 2:
         opts.pin = False
@@ -527,17 +484,18 @@ def main(argv: list[str] | None = None) -> None:
 
     signal.signal(signal.SIGTERM, interrupted)
     procs = Processes(pin=opts.pin)
-    results: dict[str, Any] = {name: {"throughput": {}} for name in APPS}
+    results: dict[str, Any] = {name: {"throughput": {}} for name in FRAMEWORKS}
     started = time.monotonic()
     try:
         for mode in opts.modes:
             for round_ in range(opts.repeat):
-                # alternate who goes first, so a drift in the machine's load hits both
-                for name in list(APPS)[:: 1 if round_ % 2 == 0 else -1]:
+                # rotate who goes first, so a drift in the machine's load hits all alike
+                order = FRAMEWORKS[round_ % 3 :] + FRAMEWORKS[: round_ % 3]
+                for name in order:
                     runs = results[name]["throughput"].setdefault(mode, [])
                     runs.append(throughput(procs, name, mode, opts))
         if "gevent" in opts.modes and opts.idle > 0:
-            for name in APPS:
+            for name in FRAMEWORKS:
                 results[name]["memory"] = memory(procs, name, opts)
     except KeyboardInterrupt:
         log("interrupted: stopping every process started")
@@ -546,10 +504,13 @@ def main(argv: list[str] | None = None) -> None:
         procs.stop_all()
     pinning = "server on CPU 0, load generator on CPU 1" if opts.pin else "no CPU pinning"
     print(
-        f"\nflask_sente vs Flask-SocketIO, gunicorn 1 worker, {os.cpu_count()} CPUs "
-        f"({pinning}), flask_sente at {source_version()}, "
-        f"{time.monotonic() - started:.0f} s run\n"
+        f"\nflask_sente vs Flask-SocketIO vs bare flask-sock, gunicorn 1 worker, "
+        f"{os.cpu_count()} CPUs ({pinning}), flask_sente at {source_version()}, "
+        f"medians of {opts.repeat} run(s){' (--quick)' if opts.quick else ''}, "
+        f"{time.monotonic() - started:.0f} s\n"
     )
+    from bench_table import table  # beside this script (bench_connections imports it whole)
+
     print(table(results))
     if opts.json:
         opts.json.write_text(json.dumps(results, indent=2) + "\n")

@@ -6,6 +6,7 @@ over the measured window (``resource.getrusage``), so a saturated generator show
     python benchmarks/loadgen.py ws-rr   --proto sente    --url http://127.0.0.1:8000
     python benchmarks/loadgen.py push    --proto socketio --url http://127.0.0.1:8000
     python benchmarks/loadgen.py ajax-rr --proto sente    --url http://127.0.0.1:8000
+    python benchmarks/loadgen.py ajax-push --proto sente  --url http://127.0.0.1:8000
     python benchmarks/loadgen.py idle    --proto sente    --url http://127.0.0.1:8000
 
 ``idle`` is driven line by line on stdin (``open N``, ``check``, ``close``) so that the
@@ -167,7 +168,39 @@ class SocketIoWs:
                 await self._recv()
 
 
-WS_PROTOCOLS: dict[str, Callable[[str, int], Any]] = {"sente": SenteWs, "socketio": SocketIoWs}
+class BareWs:
+    """The bare flask-sock server: every message comes back as sent; ``push <n>`` asks it
+    for ``n`` messages ``[i, sent_at]``."""
+
+    def __init__(self, base: str, n: int) -> None:
+        self.url = ws_url(base, "/ws")
+        self.ws: ClientConnection
+
+    async def open(self) -> None:
+        self.ws = await open_ws(self.url)
+
+    async def echo(self, payload: str) -> None:
+        await self.ws.send(payload)
+        reply = await self.ws.recv()
+        assert reply == payload, reply
+
+    async def trigger_push(self, n: int) -> None:
+        await self.ws.send(f"push {n}")
+
+    async def pushed(self) -> list[list[Any]]:
+        return [json.loads(await self.ws.recv())]
+
+    async def answer_pings(self) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await self.ws.recv()
+
+
+WS_PROTOCOLS: dict[str, Callable[[str, int], Any]] = {
+    "sente": SenteWs,
+    "socketio": SocketIoWs,
+    "bare": BareWs,
+}
 
 
 # ---------------------------------------------------------------------- scenarios
@@ -271,6 +304,28 @@ async def push(args: argparse.Namespace) -> dict[str, Any]:
     clients, failures = await open_all(args.proto, args.url, args.clients)
     if failures:
         raise RuntimeError(f"{len(failures)} clients failed to connect: {failures[0]}")
+    try:
+        return await pushes(clients, args)
+    finally:
+        await close_all(clients)
+
+
+async def ajax_push(args: argparse.Namespace) -> dict[str, Any]:
+    """:func:`push` over Ajax long-polling: each client's poll always waits for the next
+    batch (Sente's client; Engine.IO's polling GET)."""
+    connector = aiohttp.TCPConnector(limit=0)
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        clients = [AJAX_PROTOCOLS[args.proto](session, args.url, n) for n in range(args.clients)]
+        await asyncio.gather(*(c.open() for c in clients))
+        await asyncio.gather(*(c.start_polling() for c in clients))
+        try:
+            return await pushes(clients, args)
+        finally:
+            await asyncio.gather(*(c.close() for c in clients))
+
+
+async def pushes(clients: list[Any], args: argparse.Namespace) -> dict[str, Any]:
     latencies: list[float] = []
     received = 0
     elapsed = 0.0
@@ -286,23 +341,20 @@ async def push(args: argparse.Namespace) -> dict[str, Any]:
             got += len(batch)
         return got
 
-    try:
-        for _ in range(args.rounds):
-            readers = [asyncio.create_task(receive(c)) for c in clients]
-            cpu0 = cpu_seconds()
-            start = time.perf_counter()
-            await asyncio.gather(*(c.trigger_push(args.events) for c in clients))
-            done, pending = await asyncio.wait(readers, timeout=args.timeout)
-            elapsed += time.perf_counter() - start
-            cpu += cpu_seconds() - cpu0
-            for task in pending:
-                task.cancel()
-            received += sum(t.result() for t in done if not t.exception())
-            if pending:
-                complete = False
-                break
-    finally:
-        await close_all(clients)
+    for _ in range(args.rounds):
+        readers = [asyncio.create_task(receive(c)) for c in clients]
+        cpu0 = cpu_seconds()
+        start = time.perf_counter()
+        await asyncio.gather(*(c.trigger_push(args.events) for c in clients))
+        done, pending = await asyncio.wait(readers, timeout=args.timeout)
+        elapsed += time.perf_counter() - start
+        cpu += cpu_seconds() - cpu0
+        for task in pending:
+            task.cancel()
+        received += sum(t.result() for t in done if not t.exception())
+        if pending:
+            complete = False
+            break
     latencies.sort()
     return {
         "events": received,
@@ -317,18 +369,42 @@ async def push(args: argparse.Namespace) -> dict[str, Any]:
 
 
 class SenteAjax:
-    """Sente's Ajax: a handshake GET, then POSTs whose answer is the handler's reply."""
+    """Sente's Ajax: a handshake GET, then POSTs whose answer is the handler's reply; for
+    pushes, one long-poll GET always waiting, as Sente's client does."""
 
     def __init__(self, session: aiohttp.ClientSession, base: str, n: int) -> None:
         self.session = session
         self.url = f"{base}/chsk"
-        self.client_id = f"bench-ajax-c{n}"
+        self.client_id = f"bench-ajax-c{n}"  # also its uid: the app's uid is the client-id
+        self._batches: asyncio.Queue[list[list[Any]]] = asyncio.Queue()
+        self._poller: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         params = {"client-id": self.client_id, "handshake?": "1"}
         async with self.session.get(self.url, params=params) as resp:
             assert resp.status == 200, resp.status
             assert json.loads(await resp.text())[0][0] == "chsk/handshake"
+
+    async def start_polling(self) -> None:
+        self._poller = asyncio.create_task(self._poll())
+
+    async def _poll(self) -> None:
+        params = {"client-id": self.client_id}
+        while True:
+            async with self.session.get(self.url, params=params) as resp:
+                assert resp.status == 200, resp.status
+                value, _ = json.loads(await resp.text())
+            if isinstance(value, list):  # a batch; else chsk/timeout: poll again
+                await self._batches.put([ev[1] for ev in value if ev[0] == "bench/pushed"])
+
+    async def trigger_push(self, n: int) -> None:
+        form = {"client-id": self.client_id, "ppstr": json.dumps([["bench/push-n", n]])}
+        async with self.session.post(self.url, data=form) as resp:
+            assert resp.status == 200, resp.status
+            await resp.read()
+
+    async def pushed(self) -> list[list[Any]]:
+        return await self._batches.get()
 
     async def echo(self, payload: str) -> None:
         form = {"client-id": self.client_id, "ppstr": json.dumps([["test/echo", payload], "ajax"])}
@@ -338,7 +414,10 @@ class SenteAjax:
             assert reply == {"echo": payload}, reply
 
     async def close(self) -> None:
-        pass
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._poller
 
 
 class SocketIoPolling:
@@ -353,6 +432,7 @@ class SocketIoPolling:
         self._waiting: dict[int, asyncio.Future[Any]] = {}
         self._connected: asyncio.Future[None] | None = None
         self._poller: asyncio.Task[None] | None = None
+        self._pushed: asyncio.Queue[list[list[Any]]] = asyncio.Queue()
 
     async def _post(self, body: str) -> None:
         async with self.session.post(self.url, params=self.params, data=body.encode()) as resp:
@@ -373,10 +453,16 @@ class SocketIoPolling:
         await self._post("40")
         await asyncio.wait_for(self._connected, 30)
 
+    async def start_polling(self) -> None:
+        pass  # its GET always waits already
+
     async def _poll(self) -> None:
         while True:
+            pushed = []
             for packet in await self._get():
-                if packet.startswith("43"):
+                if packet.startswith('42["pushed"'):
+                    pushed.append(json.loads(packet[2:])[1])
+                elif packet.startswith("43"):
                     body = packet.index("[")
                     future = self._waiting.pop(int(packet[2:body]), None)
                     if future is not None and not future.done():
@@ -385,6 +471,14 @@ class SocketIoPolling:
                     await self._post("3")
                 elif packet.startswith("40") and self._connected and not self._connected.done():
                     self._connected.set_result(None)
+            if pushed:
+                await self._pushed.put(pushed)
+
+    async def trigger_push(self, n: int) -> None:
+        await self._post("42" + json.dumps(["push_n", n]))
+
+    async def pushed(self) -> list[list[Any]]:
+        return await self._pushed.get()
 
     async def echo(self, payload: str) -> None:
         ack = next(self._acks)
@@ -485,7 +579,13 @@ def emit(result: dict[str, Any]) -> None:
     print(json.dumps(result), flush=True)
 
 
-SCENARIOS = {"ws-rr": ws_rr, "push": push, "ajax-rr": ajax_rr, "idle": idle}
+SCENARIOS = {
+    "ws-rr": ws_rr,
+    "push": push,
+    "ajax-rr": ajax_rr,
+    "ajax-push": ajax_push,
+    "idle": idle,
+}
 
 
 def main(argv: list[str] | None = None) -> None:

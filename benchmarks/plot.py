@@ -11,6 +11,7 @@ throughput rows, "... per s"). It writes ``docs/benchmark-packers.png`` and
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,7 +44,9 @@ def find_table(text: str, *header: str) -> list[dict[str, str]]:
 
 
 def number(cell: str) -> float:
-    return float(cell.replace(",", "").rstrip("x"))
+    """A table's figure; an empty cell (a scenario a framework does not run) is NaN."""
+    cell = cell.replace(",", "").rstrip("x").strip()
+    return float(cell) if cell else math.nan
 
 
 def bar_chart(
@@ -61,7 +64,8 @@ def bar_chart(
     for i, (name, values) in enumerate(series.items()):
         positions = [g + i * height for g in range(len(groups))]
         bars = ax.barh(positions, values, height, label=name, color=COLORS[i % len(COLORS)])
-        ax.bar_label(bars, labels=[f"{v:,.0f}" for v in values], padding=3, fontsize=8)
+        labels = ["" if math.isnan(v) else f"{v:,.0f}" for v in values]
+        ax.bar_label(bars, labels=labels, padding=3, fontsize=8)
     ax.set_yticks([g + height * (len(series) - 1) / 2 for g in range(len(groups))], groups)
     ax.invert_yaxis()
     if log:
@@ -100,11 +104,12 @@ def plot_server() -> None:
         return
     rows = find_table(source.read_text(encoding="utf-8"), "figure", "flask_sente")
     rates = [row for row in rows if row["figure"].endswith("per s")]
-    frameworks = [column for column in rows[0] if column in ("flask_sente", "Flask-SocketIO")]
+    names = ("flask_sente", "Flask-SocketIO", "flask-sock")
+    frameworks = [column for column in rows[0] if column in names]
     bar_chart(
         [row["figure"] for row in rates],
         {name: [number(row[name]) for row in rates] for name in frameworks},
-        title="flask_sente and Flask-SocketIO, one worker",
+        title="flask_sente, Flask-SocketIO and a bare flask-sock echo server, one worker",
         xlabel="per second, more is better (log scale)",
         out=DOCS / "benchmark-server.png",
         log=True,

@@ -10,17 +10,13 @@ fail (transcript finding F11). ``docs/protocol.md`` ("How a request ends") lists
 
 from __future__ import annotations
 
-import contextlib
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .transports.http import Answer
 from .transports.longpoll import CLIENT_GONE, CLOSED_BY_SERVER, OneShot
-from .transports.sockets import socket_from_environ
 
-#: A plain (status, body) answer; the extension turns it into a Flask response.
-Answer = tuple[int, str | bytes]
 #: Packs a value in the server's ``[value nil]`` wrapper.
 Pack = Callable[[Any], str | bytes]
 
@@ -30,7 +26,6 @@ Pack = Callable[[Any], str | bytes]
 UNREADABLE_END = b"0\r\n\r\n"
 
 SHUTTING_DOWN = "server shutting down: send again once it is back (or to another server)"
-CLOSED = "closed by the server: connect again"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,16 +74,3 @@ def packing_reply(waiter: OneShot, pack: Pack) -> Callable[[Any], bool]:
         return waiter.offer(Packed(pack(value)))
 
     return reply
-
-
-def end_unreadably(environ: dict[str, Any]) -> Answer | str:
-    """End a long-poll held on its request thread as F11 says: :data:`UNREADABLE_END` on the
-    WSGI server's socket, which is then shut down; returns the server's mode name (the
-    request was served). Without a socket, a 503 fails the poll just as well."""
-    sock, mode = socket_from_environ(environ)
-    if sock is None:
-        return 503, CLOSED
-    with contextlib.suppress(OSError):
-        sock.sendall(UNREADABLE_END)
-        sock.shutdown(socket.SHUT_RDWR)
-    return mode

@@ -26,6 +26,7 @@ write_legacy_pack_format                    None                    write Sente'
 simulated_bad_conn_rate                     0.0                     share of sabotaged activities
 connection_mode                             ``"auto"``              see below
 max_held_requests                           None                    see below
+direct_ajax                                 True                    see below
 recovery_window_ms                          30000                   mailboxes outlive connections
 recovery_backlog                            1000                    events kept per client
 max_queued_messages / max_queued_bytes      1000 / 8388608          per-connection send queue
@@ -43,6 +44,13 @@ greenlet). ``"auto"`` picks ``"thread"`` under gevent, where greenlets are cheap
 sockets, servers that do not expose their sockets), at most this many are held at once; the
 next gets a 503 and a log line instead of waiting for a thread that never frees. Set it a little
 below your server's thread count (``gunicorn --threads``).
+``direct_ajax``: when nothing of the app would see Flask's dispatch of the channel-socket route
+(no ``before_request`` / ``after_request`` / ``teardown_request`` hook, no request-signal
+receiver, Flask's own cookie session), Ajax requests are answered without it, which halves
+their cost (:mod:`flask_sente.direct`). The callables below then run in an app context but
+not a request context: they read the request from their ``RequestSnapshot`` (``req.session``,
+``req.header(...)``), not from ``flask.request`` / ``flask.session``. Set it to False for
+callables that do.
 
 Callables (``user_id_fn``, ``csrf_token_fn``, ``handshake_data_fn``, ``authorized_fn``,
 ``unauthorized_fn``, ``maybe_unauthorized_fn``, ``bad_csrf_fn``, ``bad_origin_fn``,
@@ -153,6 +161,7 @@ class Options:
     simulated_bad_conn_rate: float = 0.0
     connection_mode: str = "auto"
     max_held_requests: int | None = None
+    direct_ajax: bool = True
     recovery_window_ms: int = 30000
     recovery_backlog: int = 1000
     max_queued_messages: int = 1000

@@ -41,6 +41,11 @@ OnFault = Callable[["Outlet", str], None]
 
 #: What an event that cannot be written raises (from :meth:`BatchWriter.write`).
 _UNWRITABLE = (PackError, UnpackError, InvalidEvent)
+#: A WebSocket batch leaves at once when it holds this many events, however young its
+#: window: the window bounds how long an event waits, this how long a burst delays its first
+#: events (and how much a client reads at a time). Sente waits for the window whatever comes.
+#: An Ajax batch waits for its window (it ends the client's poll).
+BATCH_MAX_EVENTS = 64
 #: The close reason a client sees when its connection failed on our side.
 FAULT_REASON = "internal server error while delivering; reconnect to get the rest"
 
@@ -56,6 +61,8 @@ class Outlet:
     sent_seq: int
     reporting: bool
     flush_pending: bool = False
+    #: Events pushed since its last flush (roughly: a notice from the bus counts one).
+    unsent: int = 0
     #: The connection refused a batch (closing, or too slow): nothing more goes to it.
     refused: bool = False
     #: The mailbox epoch seen last; a new one means the mailbox was made anew.
@@ -117,15 +124,18 @@ class Delivery:
         self._wake_outlets(uid, flush=False)
 
     def _wake_outlets(self, uid: Any, *, flush: bool) -> None:
+        now: list[Outlet] = []
         with self.lock:
-            outlets = list(self._outlets.get(uid, {}).values())
-            for outlet in outlets:
-                if not flush and not outlet.flush_pending:
+            for outlet in self._outlets.get(uid, {}).values():
+                outlet.unsent += 1
+                if flush or (outlet.unsent >= BATCH_MAX_EVENTS and outlet.kind == "ws"):
+                    outlet.unsent = 0
+                    now.append(outlet)
+                elif not outlet.flush_pending:
                     outlet.flush_pending = True
                     self._schedule_flush(outlet)
-        if flush:
-            for outlet in outlets:
-                self._flush(outlet)
+        for outlet in now:
+            self._flush(outlet)
 
     # ------------------------------------------------------------------ connections
 
@@ -178,6 +188,7 @@ class Delivery:
         def timed_flush() -> None:
             with self.lock:
                 outlet.flush_pending = False
+                outlet.unsent = 0
             self._flush(outlet)
 
         self._scheduler.call_later(

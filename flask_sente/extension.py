@@ -11,10 +11,7 @@ import atexit
 import logging
 import weakref
 from collections.abc import Callable
-from email.utils import formatdate
-from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
 
 from flask import (
     Blueprint,
@@ -26,18 +23,16 @@ from flask import (
     session,
     url_for,
 )
-from werkzeug.exceptions import RequestEntityTooLarge
 
-from . import __version__, serving
+from . import __version__, route
 from .config import Options
+from .direct import DirectAjax
 from .errors import ConfigError, UsageError
-from .events import EventMsg, RequestSnapshot
-from .protocol import NIL_UID
+from .events import EventMsg
+from .route import Refused, TakenOverResponse
 from .router import Handlers, RecvQueue
-from .security import check_request
 from .server import ChannelServer
-from .serving import Handover
-from .transports.websocket import is_websocket_request
+from .transports.drivers import Handover, Served
 
 if TYPE_CHECKING:
     from flask.testing import FlaskClient
@@ -48,74 +43,6 @@ logger = logging.getLogger("flask_sente.extension")
 
 EXTENSION_KEY = "sente"
 _TEXT = "text/html; charset=utf-8"
-
-
-class _TakenOverResponse(Response):
-    """The WSGI answer for a connection flask_sente serves on the socket itself.
-
-    With a handover, the socket moves to the event loop here, after Flask ran its
-    ``after_request`` hooks: held long-poll answers then carry the headers they added.
-    Whatever the WSGI server writes afterwards goes to a dead descriptor.
-    """
-
-    def __init__(self, mode: str, handover: Handover | None = None) -> None:
-        # the test client reads 101 as "taken over"; real servers write nothing of it
-        super().__init__(status=101 if mode == "test" else 200, content_type=_TEXT)
-        self._mode = mode
-        self._handover = handover
-
-    def __call__(self, environ: Any, start_response: Any) -> Any:
-        if self._handover is not None:
-            self._handover.run(self._raw_response)
-        if self._mode == "gunicorn":
-            # gunicorn closes the connection quietly when the app stops iteration
-            raise StopIteration()
-        return super().__call__(environ, start_response)
-
-    def _raw_response(self, status: int, body: str | bytes) -> bytes:
-        data = body.encode("utf-8") if isinstance(body, str) else body
-        ctype = "application/octet-stream" if isinstance(body, bytes) else _TEXT
-        lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}"]
-        lines += [
-            f"{k}: {v}"
-            for k, v in self.headers.items()
-            if k.lower() not in ("content-length", "content-type", "connection", "date")
-        ]
-        lines += [
-            f"Date: {formatdate(usegmt=True)}",
-            f"Content-Type: {ctype}",
-            f"Content-Length: {len(data)}",
-            "Connection: close",
-        ]
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + data
-
-
-def _read_body(limit: int) -> bytes:
-    """A POST's body, de-chunked by the WSGI server; over ``limit`` bytes is a 413."""
-    if (request.content_length or 0) > limit:
-        raise RequestEntityTooLarge()
-    body = request.stream.read(limit + 1)
-    if len(body) > limit:
-        raise RequestEntityTooLarge()
-    return body
-
-
-def _snapshot_request(body: bytes) -> RequestSnapshot:
-    form: dict[str, str] = {}
-    binary = request.args.get("binary?", "").lower() in ("true", "1")
-    if body and not binary and request.mimetype != "application/octet-stream":
-        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-    return RequestSnapshot(
-        method=request.method,
-        path=request.path,
-        args=request.args.to_dict(),
-        headers={k.lower(): v for k, v in request.headers.items()},
-        cookies=dict(request.cookies),
-        remote_addr=request.remote_addr,
-        session=dict(session),
-        client_id=request.args.get("client-id") or form.get("client-id"),
-        form=form,
-    )
 
 
 class Sente:
@@ -132,6 +59,9 @@ class Sente:
         self.handlers: Handlers[EventMsg] = Handlers()
         self._undelivered_hooks: list[Callable[[Any, list[Any], str], Any]] = []
         self._apps: weakref.WeakSet[Flask] = weakref.WeakSet()
+        #: The server of the one app initialised, while there is only one (what send() and
+        #: the other calls without app= find without a lookup).
+        self._sole: tuple[weakref.ref[Flask], ChannelServer] | None = None
         if app is not None:
             self.init_app(app)
 
@@ -152,17 +82,22 @@ class Sente:
         )
         app.extensions[EXTENSION_KEY] = server
         self._apps.add(app)
+        self._sole = (weakref.ref(app), server) if len(self._apps) == 1 else None
 
         blueprint = Blueprint(
             "sente", __name__, static_folder="static", static_url_path="/_sente/static"
         )
-        view = lambda: self._handle(server, options)  # noqa: E731
+        view = lambda: self._handle(server)  # noqa: E731
         # Werkzeug routes WebSocket upgrades only to rules marked websocket=True
         blueprint.add_url_rule(options.path, "chsk", view, methods=["GET", "POST"])
         blueprint.add_url_rule(options.path, "chsk_ws", view, methods=["GET"], websocket=True)
         if options.health_path is not None:
             blueprint.add_url_rule(options.health_path, "health", lambda: _health(server))
         app.register_blueprint(blueprint)
+        if getattr(app.wsgi_app, "__func__", None) is type(app).wsgi_app:
+            app.wsgi_app = DirectAjax(app, server, options.path, app.wsgi_app)  # type: ignore[method-assign]
+        else:  # a middleware of the app's is in place: it sees every request, as before
+            logger.info("app.wsgi_app is wrapped already: Ajax requests take Flask's dispatch")
         app.jinja_env.globals["sente_js_url"] = sente_js_url
         atexit.register(server.close)
         logger.info("flask_sente %s serving channel sockets at %s", __version__, options.path)
@@ -171,6 +106,13 @@ class Sente:
 
     def server(self, app: Flask | None = None) -> ChannelServer:
         """The channel server of ``app``, of the current app, or of the only app."""
+        sole = self._sole
+        if sole is not None and app is None:
+            sole_app = sole[0]()
+            if sole_app is not None and (
+                not has_app_context() or current_app._get_current_object() is sole_app  # type: ignore[attr-defined]
+            ):
+                return sole[1]
         if app is None:
             app = self._only_app()
         try:
@@ -318,66 +260,28 @@ class Sente:
     @property
     def ajax_post_fn(self) -> Callable[[], Any]:
         """The view answering POSTs on the channel-socket route."""
-        return lambda: self._handle(self.server(), self.server().options)
+        return lambda: self._handle(self.server())
 
     ajax_get_or_ws_handshake_fn = ajax_post_fn
 
     # ------------------------------------------------------------------ the route
 
-    def _handle(self, server: ChannelServer, options: Options) -> Any:
-        try:
-            return self._handle_checked(server, options)
-        except RequestEntityTooLarge:
-            return Response(
-                f"message too large: over max_message_size ({options.max_message_size} bytes)",
-                413,
-                mimetype="text/plain",
-            )
-
-    def _handle_checked(self, server: ChannelServer, options: Options) -> Any:
-        body = _read_body(options.max_message_size) if request.method == "POST" else b""
-        req = _snapshot_request(body)
-        if request.method == "GET" and not req.client_id:
-            return Response(
-                "missing client-id: a channel-socket GET needs a client-id query parameter "
-                "(Sente clients send one; is the client pointed at the right path?)",
-                400,
-                mimetype="text/plain",
-            )
-        rejection = check_request(
-            req,
-            reject_fn=options.reject_fn,
-            csrf_token_fn=options.csrf_token_fn,
-            bad_csrf_fn=options.bad_csrf_fn,
-            allowed_origins=options.allowed_origins,
-            bad_origin_fn=options.bad_origin_fn,
-            authorized_fn=options.authorized_fn,
-            unauthorized_fn=options.unauthorized_fn,
-            maybe_unauthorized_fn=options.maybe_unauthorized_fn,
+    def _handle(self, server: ChannelServer) -> Any:
+        result = route.serve(
+            server,
+            request.environ,
+            path=request.path,
+            session=dict(session),  # a copy: it outlives the request
+            max_content_length=request.max_content_length,
         )
-        if rejection is not None:
-            return rejection
-        uid = options.user_id_fn(req)
-        if uid is None:
-            uid = NIL_UID
-        if request.method == "POST":
-            outcome: Any = serving.ajax_post(server, req, uid, body, request.environ)
-        elif is_websocket_request(request.environ):
-            outcome = serving.serve_websocket(
-                server, req, request.environ, uid, options.handshake_data_fn(req)
-            )
-        else:
-            outcome = serving.ajax_get(
-                server, req, uid, lambda: options.handshake_data_fn(req), request.environ
-            )
-        if isinstance(outcome, Handover):
-            return _TakenOverResponse(outcome.mode, outcome)
-        if isinstance(outcome, str):
-            return _TakenOverResponse(outcome)
-        return _answer(outcome, server)
+        if isinstance(result, Refused):
+            return result.value
+        if isinstance(result, Handover | Served):
+            return TakenOverResponse(result)
+        return _answer(result)
 
 
-def _answer(answer: tuple[int, str | bytes], server: ChannelServer) -> Response:
+def _answer(answer: tuple[int, str | bytes]) -> Response:
     status, body = answer
     mimetype = "application/octet-stream" if isinstance(body, bytes) else None
     return Response(body, status, content_type=_TEXT if mimetype is None else mimetype)

@@ -18,6 +18,7 @@ import secrets
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 Lost = Callable[[Any, list[Any], str], None]
@@ -90,7 +91,8 @@ class Mailbox:
         if not self.backlog or self.backlog[-1][0] <= seq:
             return []
         start = max(0, seq + 1 - self.backlog[0][0])
-        return [(s, e) for s, _, e in list(self.backlog)[start:]]
+        # numbers run on one by one: skip to the first wanted without copying the backlog
+        return [(s, e) for s, _, e in islice(self.backlog, start, None)]
 
     def start_seq(self, reported: tuple[str, int] | None) -> int:
         """Where a new outlet starts (see :func:`start_position`)."""

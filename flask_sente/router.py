@@ -16,11 +16,12 @@ import threading
 import time
 import zlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from functools import partial
 from typing import Any, Generic, TypeVar
 
 from .errors import ConfigError
+from .lanes import Lanes, Quickness
 
 logger = logging.getLogger("flask_sente.router")
 
@@ -57,10 +58,12 @@ class RecvQueue(Generic[T]):
         self._closed = False
         self._on_first_get = on_first_get
 
-    def put(self, item: T) -> None:
+    def put(self, item: T) -> T | None:
+        """Add ``item``; returns the oldest item when it was dropped to make room."""
+        dropped = None
         with self._cond:
             if len(self._items) >= self._maxlen:
-                self._items.popleft()
+                dropped = self._items.popleft()
                 self.dropped += 1
                 if self.dropped == 1 or self.dropped % 1000 == 0:
                     logger.warning(
@@ -72,6 +75,14 @@ class RecvQueue(Generic[T]):
                     )
             self._items.append(item)
             self._cond.notify()
+        return dropped
+
+    def wait(self, timeout: float) -> bool:
+        """Wait until an item is there, without taking it; False after ``timeout``."""
+        with self._cond:
+            if not self._items and not self._closed:
+                self._cond.wait(timeout)
+            return bool(self._items)
 
     def get(self, timeout: float | None = None, cancel: threading.Event | None = None) -> T | None:
         """The next item, or None after ``timeout`` seconds, once ``cancel`` is set, or once
@@ -172,8 +183,13 @@ class Handlers(Generic[M]):
 class Router(Generic[M]):
     """Takes messages off a :class:`RecvQueue` and runs a handler for each.
 
-    With ``workers=1`` one thread, named ``name``, reads the queue and runs the handler;
-    with more, that thread hands each message to the worker its ``key`` picks.
+    With ``workers=1`` and no ``inline_kind`` one thread, named ``name``, reads the queue and
+    runs the handler, one message at a time (the client's router, Sente's ``start-router``).
+    Otherwise a pump thread hands each message to the worker its ``key`` picks, and with
+    ``inline_kind`` (what names a message's handler, for :class:`~.lanes.Quickness`),
+    :meth:`submit` may run a message's handler on the calling thread instead, when that
+    handler has been quick and nothing of the message's client is queued or running
+    (:class:`~.lanes.Lanes`): one client's messages still run one after another, in order.
     ``trace_evs`` logs each event before its handler (DEBUG, as Sente traces it); a
     handler's exception goes to ``error_handler``, or to the log, and the router goes on.
     """
@@ -188,6 +204,7 @@ class Router(Generic[M]):
         key: Callable[[M], Any] = lambda msg: None,
         wrap: Callable[[Callable[[], Any]], Any] = lambda call: call(),
         trace_evs: bool = False,
+        inline_kind: Callable[[M], Hashable] | None = None,
         name: str = "flask_sente-router",
     ) -> None:
         self._queue = queue
@@ -196,17 +213,22 @@ class Router(Generic[M]):
         self._key = key
         self._wrap = wrap
         self._trace = trace_evs
+        self._inline_kind = inline_kind
         self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._lanes: Lanes[M] = Lanes()
+        self._quickness = Quickness()
         self._inboxes: list[RecvQueue[M]] = []
-        if workers == 1:
+        if workers == 1 and inline_kind is None:
             self._threads = [threading.Thread(target=self._run_alone, name=name, daemon=True)]
         else:
             self._inboxes = [RecvQueue(10_000, name=f"{name} worker {i}") for i in range(workers)]
-            self._threads = [
+            # the pump first: joining it first, nothing it forwards meets a worker that left
+            self._threads = [threading.Thread(target=self._pump, name=name, daemon=True)]
+            self._threads += [
                 threading.Thread(target=self._work, args=(inbox,), name=f"{name}-{i}", daemon=True)
                 for i, inbox in enumerate(self._inboxes)
             ]
-            self._threads.append(threading.Thread(target=self._pump, name=name, daemon=True))
         for thread in self._threads:
             thread.start()
 
@@ -234,6 +256,53 @@ class Router(Generic[M]):
             if thread is not threading.current_thread():
                 thread.join(max(0.0, deadline - time.monotonic()))
 
+    @property
+    def idle(self) -> bool:
+        """Nothing is queued or running: every message submitted so far was handled."""
+        with self._lock:
+            return not len(self._lanes) and not len(self._queue)
+
+    def submit(self, msg: M, *, inline: bool = False) -> None:
+        """Handle ``msg``: on this thread when ``inline`` allows it and it may (see the class),
+        otherwise through the queue, on its client's worker."""
+        key = self._key(msg)
+        kind = None if self._inline_kind is None else self._inline_kind(msg)
+        with self._lock:
+            here = (
+                inline
+                and kind is not None
+                and not self._stopping.is_set()
+                and not len(self._queue)  # what waits there comes first
+                and self._quickness.allows(kind)
+                and self._lanes.claim(key)
+            )
+            if not here:
+                self._queue.put(msg)
+                return
+        started = time.perf_counter()
+        try:
+            self._handle(msg)
+        finally:
+            elapsed = time.perf_counter() - started
+            with self._lock:
+                if self._quickness.ran(kind, elapsed):
+                    logger.info(
+                        "the handler for %r took %.1f ms on the thread that received it; its "
+                        "events go to the worker threads",
+                        kind,
+                        1000 * elapsed,
+                    )
+                for waiting in self._lanes.release(key):
+                    self._to_worker(key, waiting)
+
+    def _to_worker(self, key: Any, msg: M) -> None:
+        """Queue ``msg`` for its client's worker (the lock held)."""
+        n = len(self._inboxes)
+        inbox = self._inboxes[0 if n == 1 or key is None else zlib.crc32(str(key).encode()) % n]
+        dropped = inbox.put(msg)
+        if dropped is not None:
+            self._lanes.done(self._key(dropped))
+
     def _next(self) -> M | None:
         """The next message off the queue; None once stopped, or closed and drained."""
         while not self._stopping.is_set():
@@ -249,24 +318,36 @@ class Router(Generic[M]):
             self._handle(msg)
 
     def _pump(self) -> None:
-        """Hand each message to its worker. Only the pump closes the inboxes, after its last
-        message, so nothing it forwards meets a worker that left."""
-        n = len(self._inboxes)
+        """Hand each message to its client's lane and worker. Only the pump closes the
+        inboxes, after its last message."""
         try:
-            while (msg := self._next()) is not None:
-                key = self._key(msg)
-                index = 0 if key is None else zlib.crc32(str(key).encode()) % n
-                self._inboxes[index].put(msg)
+            while not self._stopping.is_set():
+                if not self._queue.wait(0.25):
+                    if self._queue.closed:
+                        return
+                    continue
+                with self._lock:  # taken and queued at once: submit() sees it in one or other
+                    if self._stopping.is_set():
+                        return
+                    msg = self._queue.take(0)
+                    if msg is None:
+                        continue
+                    key = self._key(msg)
+                    if self._lanes.enqueue(key, msg):
+                        self._to_worker(key, msg)
         finally:
             for inbox in self._inboxes:
                 inbox.close()
 
     def _work(self, inbox: RecvQueue[M]) -> None:
-        while True:
-            msg = inbox.take()
-            if msg is None:
-                return
+        kind = self._inline_kind
+        while (msg := inbox.take()) is not None:
+            started = time.perf_counter()
             self._handle(msg)
+            with self._lock:
+                if kind is not None:
+                    self._quickness.ran(kind(msg), time.perf_counter() - started)
+                self._lanes.done(self._key(msg))
 
     def _handle(self, msg: M) -> None:
         if self._trace:

@@ -89,6 +89,12 @@ class Scheduler:
     def closed(self) -> bool:
         return self._closed
 
+    def overdue(self, now: float) -> bool:
+        """Whether a timer is due and waits for this thread to get its turn (read without the
+        lock: a guess, good enough to decide whether to yield)."""
+        heap = self._heap
+        return bool(heap) and heap[0][0] <= now
+
     def _run(self) -> None:
         while True:
             with self._cond:

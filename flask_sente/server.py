@@ -17,7 +17,6 @@ The three entry points (WebSocket, long-poll GET, POST) are in :mod:`flask_sente
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -38,10 +37,12 @@ from .protocol import (
     pack,
     unpack,
 )
+from .receiving import Receiving
 from .registry import Registry, Slot
-from .router import Handlers, RecvQueue, Router
-from .runtime import concurrency_mode
+from .router import Handlers, RecvQueue
+from .runtime import Pacer, concurrency_mode
 from .scheduler import Scheduler
+from .transports.drivers import Driver
 from .transports.loop import EventLoop
 from .transports.websocket import GOING_AWAY, INTERNAL_ERROR
 
@@ -64,8 +65,6 @@ class ChannelServer:
     ) -> None:
         self.options = options
         self.packer = options.packer
-        self._handlers = handlers
-        self._run_in_app_context = run_in_app_context
         self.scheduler = Scheduler()
         self._on_undelivered = on_undelivered
         self.bus = make_bus(
@@ -78,7 +77,7 @@ class ChannelServer:
                 options.ms_allow_reconnect_before_close_ajax,
             )
             / 1000,
-            lost=self._undeliverable,
+            lost=self.report_undelivered,
             packer=self.packer,
             channel=options.channel,
         )
@@ -101,36 +100,49 @@ class ChannelServer:
                 "ws": options.send_buf_ms_ws / 1000,
                 "ajax": options.send_buf_ms_ajax / 1000,
             },
-            lost=self._undeliverable,
+            lost=self.report_undelivered,
             on_fault=self._close_faulty,
         )
-        self.ch_recv: RecvQueue[EventMsg] = RecvQueue(
-            options.recv_buf_or_n, on_first_get=self._app_reads_ch_recv
+        self.receiving = Receiving(
+            handlers,
+            recv_buf_or_n=options.recv_buf_or_n,
+            handler_workers=options.handler_workers,
+            run_in_app_context=run_in_app_context,
         )
-        self._router: Router[EventMsg] | None = None
-        #: Whether ``_router`` is the decorator router, started on the first event.
-        self._router_is_auto = False
-        self._auto_router = True
-        self._router_lock = threading.Lock()
+        self.ch_recv: RecvQueue[EventMsg] = self.receiving.ch_recv
         self.undelivered = 0
         self._closed = False
-        self._loop: EventLoop | None = None
-        self.held = 0
-        self.held_lock = threading.Lock()
+        gevent = concurrency_mode() == "gevent"
         self.mode = options.connection_mode
         if self.mode == "auto":
-            self.mode = "thread" if concurrency_mode() == "gevent" else "loop"
+            self.mode = "thread" if gevent else "loop"
+        #: Where connections are held: the event loop, or their requests' threads.
+        self.driver = Driver(
+            use_loop=self.mode == "loop",
+            greenlets=gevent,
+            max_held=options.max_held_requests,
+            call_later=self._call_later,
+        )
+        # greenlets yield cheaply; threads only when a flush timer or the loop waits
+        self._pacer = Pacer(None if gevent else self._someone_waits)
         if self.mode == "loop":
             where = "one event-loop thread (requests return to the pool at once)"
         else:
-            where = "greenlets" if concurrency_mode() == "gevent" else "their request threads"
+            where = "greenlets" if gevent else "their request threads"
         logger.info("WebSockets and long-polls run on %s", where)
         self.bus.start(self)
 
+    def _someone_waits(self, now: float) -> bool:
+        return self.scheduler.overdue(now) or self.driver.behind()
+
+    def _call_later(self, delay_s: float, fn: Callable[[], None]) -> Any:
+        return self.scheduler.call_later(delay_s, fn, what="a WebSocket's keepalive")
+
     # ------------------------------------------------------------------ packing
 
-    def _pack(self, value: Any, cb: Any = None, *, tag: str | None = None) -> str | bytes:
-        return pack(self.packer, value, cb, tag=tag, legacy=self.options.write_legacy_pack_format)
+    def pack(self, value: Any, cb: Any = None) -> str | bytes:
+        """``value`` in the server's ``[value cb]`` wrapper, written by its packer."""
+        return pack(self.packer, value, cb, legacy=self.options.write_legacy_pack_format)
 
     # ------------------------------------------------------------------ routing
 
@@ -141,80 +153,18 @@ class ChannelServer:
         error_handler: Callable[[EventMsg, BaseException], Any] | None = None,
         trace_evs: bool = False,
         simple_auto_threading: bool = False,
-        workers: int | None = None,
     ) -> Callable[[], None]:
         """Run ``handler`` on every message of ``ch_recv``; returns ``stop()``."""
-        if self._router is not None:
-            self._router.stop()
-        n = workers or (self.options.handler_workers if simple_auto_threading else 1)
-        router = Router(
-            self.ch_recv,
+        return self.receiving.start_router(
             handler,
             error_handler=error_handler,
-            workers=n,
-            key=lambda msg: msg.client_id,
-            wrap=self._run_in_app_context,
             trace_evs=trace_evs,
+            simple_auto_threading=simple_auto_threading,
         )
-        self._router = router
-        self._router_is_auto = False
-
-        def stop() -> None:
-            router.stop()
-            if self._router is router:
-                self._router = None
-
-        return stop
 
     def use_custom_router(self) -> None:
         """The application routes ``ch_recv`` itself: the decorator router stops for good."""
-        with self._router_lock:
-            self._auto_router = False
-            router, self._router = self._router, None
-        if router is not None:
-            router.stop()
-
-    def _app_reads_ch_recv(self) -> None:
-        """The application's first ``ch_recv.get()``: the decorator router, if it runs, stops
-        (what it took already is still handled), and never starts again."""
-        with self._router_lock:
-            self._auto_router = False
-            router = self._router if self._router_is_auto else None
-            if router is not None:
-                router.stop_taking()
-                self._router = None
-        if router is not None:
-            logger.info("the app reads ch_recv itself: the decorator handlers stop running")
-            router.stop()
-
-    def _ensure_router(self) -> None:
-        """Start the decorator router on the first event, if there are decorator handlers
-        and the application does not read ``ch_recv`` itself."""
-        if self._router is not None or not self._auto_router:
-            return
-        if not self._handlers.has_handlers():
-            return  # nothing to run: events wait in ch_recv for whoever reads it
-        with self._router_lock:
-            if self._router is None and self._auto_router and not self._closed:
-                self.start_router(
-                    self._handlers.dispatch,
-                    error_handler=lambda msg, exc: self._on_handler_error(msg, exc),
-                    workers=self.options.handler_workers,
-                )
-                self._router_is_auto = True
-
-    def _on_handler_error(self, msg: EventMsg, exc: BaseException) -> None:
-        handler = self._handlers.error_handler
-        if handler is None:
-            logger.error(
-                "handler for %r failed (uid %r, client %s); the other events go on",
-                msg.id,
-                msg.uid,
-                msg.client_id,
-                exc_info=exc,
-            )
-        else:
-            handler(msg, exc)
+        self.receiving.use_custom_router()
 
     def emit(
         self,
@@ -224,19 +174,20 @@ class ChannelServer:
         client_id: str | None,
         request: RequestSnapshot | None,
         reply: Callable[[Any], bool] | None,
+        inline: bool = False,
     ) -> None:
-        self._ensure_router()
-        self.ch_recv.put(
-            EventMsg(
-                event=event,
-                uid=uid,
-                client_id=client_id,
-                request=request,
-                reply=reply,
-                send=self.send,
-                get_connected_uids=self.registry.connected_uids,
-            )
+        """Hand an event to the application. ``inline``: the calling thread may run a quick
+        handler itself (it is not the scheduler's, nor a pushing thread)."""
+        msg = EventMsg(
+            event=event,
+            uid=uid,
+            client_id=client_id,
+            request=request,
+            reply=reply,
+            send=self.send,
+            get_connected_uids=self.registry.connected_uids,
         )
+        self.receiving.put(msg, inline=inline)
 
     def _emit_internal(self, event: list[Any], slot: Slot) -> None:
         """uidport-open / -close carry the request of the connection that opened or last
@@ -267,12 +218,14 @@ class ChannelServer:
                 'without-uid" to reach clients without a uid'
             )
         self._push(uid, Outgoing.of(self.packer, event), flush)
+        self._pacer.step()
 
     def broadcast(self, event: Any, flush: bool = False) -> None:
         """Push ``event`` to every connected uid; checked and packed once, before any."""
         item = Outgoing.of(self.packer, event)
         for uid in self.registry.connected_uids()["any"]:
             self._push(uid, item, flush)
+            self._pacer.step()
 
     def _push(self, uid: Any, item: Outgoing, flush: bool) -> None:
         if uid == ALL_USERS_WITHOUT_UID:
@@ -298,7 +251,9 @@ class ChannelServer:
         if slot is not None and slot.conn is not None:
             slot.conn.close(INTERNAL_ERROR, reason)
 
-    def _undeliverable(self, uid: Any, items: list[Any], why: str) -> None:
+    def report_undelivered(self, uid: Any, items: list[Any], why: str) -> None:
+        """Pushes to ``uid`` that cannot be delivered: counted, logged, and told to the
+        ``on_undelivered`` hook."""
         events = reported(items)
         self.undelivered += len(events)
         logger.warning("push to uid %r not delivered (%d event(s)): %s", uid, len(events), why)
@@ -310,10 +265,13 @@ class ChannelServer:
 
     @property
     def loop(self) -> EventLoop:
-        with self._router_lock:
-            if self._loop is None:
-                self._loop = EventLoop()
-            return self._loop
+        """The event loop (started on first use)."""
+        return self.driver.loop
+
+    @property
+    def held(self) -> int:
+        """Requests holding their threads now (counted against ``max_held_requests``)."""
+        return self.driver.held
 
     # ------------------------------------------------------------------ the bus
 
@@ -353,11 +311,7 @@ class ChannelServer:
             for slot in self.registry.all_slots(kind):
                 if slot.conn is not None:
                     slot.conn.close(GOING_AWAY, "server shutting down")
-        if self._router is not None:
-            self._router.stop()
-            self._router = None
-        if self._loop is not None:
-            self._loop.close()
+        self.receiving.close()
+        self.driver.close()
         self.bus.close()
-        self.ch_recv.close()
         self.scheduler.close()

@@ -20,7 +20,7 @@ ALLOWED = {
     # a module's __getattr__ must raise AttributeError (PEP 562)
     ("__init__.py", "__getattr__", "AttributeError"),
     # gunicorn closes a taken-over connection quietly when the WSGI app stops iteration
-    ("extension.py", "__call__", "StopIteration"),
+    ("route.py", "__call__", "StopIteration"),
     # msgpack extension readers: loads() turns whatever they raise into UnpackError
     ("msgpack_reader.py", "_extension", "ValueError"),
     # a value type refuses a bad value as its builtin base does (str, like int("x"))

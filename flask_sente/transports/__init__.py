@@ -1,1 +1,3 @@
-"""Server-side transports: WebSocket (``websocket``) and Ajax long-polling (``longpoll``)."""
+"""Server-side transports: the WebSocket session (``websocket``, ``frames``), the Ajax
+waits (``longpoll``), and where connections are held (``drivers``: the event loop in ``loop``
+and ``entries``, a thread in ``threaded``, a greenlet in ``cooperative``)."""

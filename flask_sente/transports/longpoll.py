@@ -19,14 +19,17 @@ CLOSED_BY_SERVER = object()
 
 
 class OneShot:
-    """A value set at most once; waiting for it is bounded by a timeout."""
+    """A value set at most once; waiting for it is bounded by a timeout. The event a waiter
+    sleeps on is made only when someone has to wait (most values come before anyone does)."""
+
+    __slots__ = ("_event", "_lock", "_value", "notify")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._done = threading.Event()
+        self._event: threading.Event | None = None
         self._value: Any = _PENDING
         #: Called (from the completing thread) once the value is set.
-        self.notify: Callable[[], None] = lambda: None
+        self.notify: Callable[[], None] = _nothing
 
     def offer(self, value: Any) -> bool:
         """Set the value; False when it was already set."""
@@ -34,19 +37,27 @@ class OneShot:
             if self._value is not _PENDING:
                 return False
             self._value = value
-        self._done.set()
+            event = self._event
+        if event is not None:
+            event.set()
         self.notify()
         return True
 
     def wait(self, timeout_s: float, on_timeout: Any) -> Any:
         """The value, or ``on_timeout`` (set as the value) when nothing came in time."""
-        self._done.wait(timeout_s)
+        self.settled_within(timeout_s)
         self.offer(on_timeout)
         return self._value
 
     def settled_within(self, timeout_s: float) -> bool:
         """Wait up to ``timeout_s`` for the value without giving one up."""
-        return self._done.wait(timeout_s)
+        with self._lock:
+            if self._value is not _PENDING:
+                return True
+            if self._event is None:
+                self._event = threading.Event()
+            event = self._event
+        return event.wait(timeout_s)
 
     @property
     def done(self) -> bool:
@@ -62,6 +73,8 @@ class LongPoll(OneShot):
 
     ``label`` names it in the log (whose request it is)."""
 
+    __slots__ = ("label",)
+
     kind = "ajax"
 
     def __init__(self, label: str = "an Ajax request") -> None:
@@ -70,3 +83,7 @@ class LongPoll(OneShot):
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         self.offer(CLOSED_BY_SERVER)
+
+
+def _nothing() -> None:
+    return None

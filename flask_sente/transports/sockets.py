@@ -13,26 +13,42 @@ import logging
 import os
 import socket
 import ssl
+from dataclasses import dataclass
 from typing import Any
 
 logger = logging.getLogger("flask_sente.transports.sockets")
 
 #: Where :mod:`flask_sente.testing` puts one end of an in-process socket pair.
 TEST_SOCKET_KEY = "flask_sente.test_socket"
-_SOCKET_KEYS = (
-    ("gunicorn.socket", "gunicorn"),
-    ("werkzeug.socket", "werkzeug"),
-    (TEST_SOCKET_KEY, "test"),
+
+
+@dataclass(frozen=True, slots=True)
+class WsgiServer:
+    """What flask_sente needs to know of the WSGI server that runs a request."""
+
+    name: str
+    #: Its request threads may serve a connection to its end. The in-process test transport
+    #: may not: it reads the socket only once the response came back.
+    may_hold: bool = True
+    #: It drops a request quietly, writing nothing, when the response stops iterating.
+    stops_quietly: bool = False
+
+
+_SERVERS = (
+    (TEST_SOCKET_KEY, WsgiServer("test", may_hold=False)),
+    ("werkzeug.socket", WsgiServer("werkzeug")),
+    ("gunicorn.socket", WsgiServer("gunicorn", stops_quietly=True)),
 )
+UNKNOWN = WsgiServer("unknown")
 
 
-def socket_from_environ(environ: dict[str, Any]) -> tuple[socket.socket | None, str]:
+def socket_from_environ(environ: dict[str, Any]) -> tuple[socket.socket | None, WsgiServer]:
     """The client socket a WSGI server exposes, and which server it is."""
-    for key, mode in reversed(_SOCKET_KEYS):
+    for key, server in _SERVERS:
         sock = environ.get(key)
         if sock is not None:
-            return sock, mode
-    return None, "unknown"
+            return sock, server
+    return None, UNKNOWN
 
 
 def can_detach(sock: socket.socket) -> bool:

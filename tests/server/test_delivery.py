@@ -190,3 +190,36 @@ def test_max_connections_per_uid_answers_429():
         assert response.status_code == 200
         for peer in [*tabs, again]:
             peer.close()
+
+
+def test_a_burst_leaves_in_batches_of_at_most_64_without_waiting_for_the_window():
+    from flask_sente.delivery import BATCH_MAX_EVENTS
+
+    with running(send_buf_ms_ws=60_000) as server:  # a window no test would wait out
+        peer = WsPeer(server, uid="burst")
+        peer.recv()
+        for i in range(2 * BATCH_MAX_EVENTS + 3):
+            server.sente.send("burst", ["n/x", i])
+        first, _ = recv_batch(peer)
+        second, _ = recv_batch(peer)
+        assert [ev[1] for ev in first + second] == list(range(2 * BATCH_MAX_EVENTS))
+        peer.ws.settimeout(0.3)
+        with pytest.raises(websocket.WebSocketTimeoutException):
+            peer.ws.recv()  # the last 3 wait for their window, as Sente's would
+        peer.close()
+
+
+def test_an_ajax_batch_waits_for_its_window_however_many_come():
+    with running(send_buf_ms_ajax=300, lp_timeout_ms=5000) as server:
+        peer = AjaxPeer(server, uid="many")
+        peer.get(handshake=True)
+        result: list = []
+        poller = threading.Thread(target=lambda: result.append(peer.poll(timeout=10)))
+        poller.start()
+        delivery = server.app.extensions["sente"].delivery
+        wait_until(lambda: any(o.uid == "many" for o in delivery.live_outlets()), 5)
+        for i in range(200):
+            server.sente.send("many", ["n/x", i])
+        poller.join(10)
+        events, _ = result[0]
+        assert [ev[1] for ev in events] == list(range(200))  # one answer, all of them

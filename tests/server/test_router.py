@@ -76,7 +76,7 @@ def test_the_first_get_stops_the_decorator_router() -> None:
             target=lambda: [mine.put(sente.ch_recv.get(timeout=TIMEOUT_S)) for _ in range(2)]
         )
         reader.start()
-        wait_until(lambda: sente.server()._router is None, TIMEOUT_S)
+        wait_until(lambda: sente.server().receiving.router is None, TIMEOUT_S)
         peer.send(["app/n", "to the app 1"])
         peer.send(["app/n", "to the app 2"])
         reader.join(TIMEOUT_S)
