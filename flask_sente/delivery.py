@@ -67,6 +67,9 @@ class Outlet:
     refused: bool = False
     #: The mailbox epoch seen last; a new one means the mailbox was made anew.
     epoch: str | None = None
+    #: Lets go of what ``send`` handed over, once the bus records it as delivered (a
+    #: long-poll holds its batch until then, so its client cannot poll again first).
+    release: Callable[[], None] | None = None
 
 
 class Delivery:
@@ -115,6 +118,9 @@ class Delivery:
                 outlet.send(self._write_batch([item], None), outlet.sent_seq, [item])
             except Exception as exc:
                 self._fail(outlet, exc)
+            finally:
+                if outlet.release is not None:
+                    outlet.release()
         if not outlets:
             self._lost(uid, [item], "the message broker is unreachable")
         return bool(outlets)
@@ -144,17 +150,27 @@ class Delivery:
         self.bus.ensure_mailbox(uid, client_id)
 
     def open(
-        self, uid: Any, client_id: str, kind: str, send: SendPacked, *, last_seq: str | None
+        self,
+        uid: Any,
+        client_id: str,
+        kind: str,
+        send: SendPacked,
+        *,
+        last_seq: str | None,
+        release: Callable[[], None] | None = None,
     ) -> tuple[Outlet, Outlet | None]:
         """Make a connection the client's outlet here and send it the backlog it lacks.
 
-        ``last_seq`` is the client's ``fs-last-seq`` parameter (None for Sente clients).
+        ``last_seq`` is the client's ``fs-last-seq`` parameter (None for Sente clients);
+        ``release`` lets go of a batch ``send`` held, once it is recorded as delivered.
         Returns the new outlet and the one it replaced."""
         # the bus may answer over the network: never while holding the lock
         self.bus.attach(uid, client_id)
         reported = None if last_seq is None else parse_last_seq(last_seq) or NOTHING_SEEN
         start = self.bus.position(uid, client_id, reported)
-        outlet = Outlet(uid, client_id, kind, send, start, reporting=last_seq is not None)
+        outlet = Outlet(
+            uid, client_id, kind, send, start, reporting=last_seq is not None, release=release
+        )
         with self.lock:
             by_client = self._outlets.setdefault(uid, {})
             previous = by_client.get(client_id)
@@ -223,8 +239,12 @@ class Delivery:
                     outlet.epoch, outlet.sent_seq = epoch, 0
                     continue
                 last, dropped = self._send(outlet, epoch, pending)
-            if last:
-                self.bus.delivered(outlet.uid, outlet.client_id, last)
+            try:
+                if last:
+                    self.bus.delivered(outlet.uid, outlet.client_id, last)
+            finally:
+                if outlet.release is not None:
+                    outlet.release()
             for item, error in dropped:
                 self._lost(
                     outlet.uid,

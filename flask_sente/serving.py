@@ -191,8 +191,9 @@ def ajax_get(
             uid,
             client_id,
             "ajax",
-            lambda packed, last, events: poll.offer(PollBatch(packed, last, events)),
+            lambda packed, last, events: poll.hold(PollBatch(packed, last, events)),
             last_seq=req.param(LAST_SEQ_PARAM),
+            release=poll.release,
         )
 
         def done(value: Any, written: bool) -> None:

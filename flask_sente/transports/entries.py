@@ -202,7 +202,8 @@ class PollEntry(Entry):
             answer = b"" if value is CLIENT_GONE else self.respond(value)
             self.responded = True  # only once there is an answer: a failure answers 500
             self.out += answer
-        return None if self.responded else self.deadline
+        # a held value comes with its release's wake-up; the deadline no longer matters
+        return None if self.responded or poll.held else self.deadline
 
     @property
     def finished(self) -> bool:

@@ -223,3 +223,32 @@ def test_an_ajax_batch_waits_for_its_window_however_many_come():
         poller.join(10)
         events, _ = result[0]
         assert [ev[1] for ev in events] == list(range(200))  # one answer, all of them
+
+
+def test_an_ajax_batch_is_answered_only_once_the_bus_marks_it_delivered():
+    # Otherwise a client answered first could poll again (on any worker) before the mark and
+    # be sent the same batch twice: the bus still had it as pending.
+    with running(lp_timeout_ms=5000) as server:
+        peer = AjaxPeer(server, uid="once")
+        peer.get(handshake=True)
+        channel = server.app.extensions["sente"]
+        seen_at_mark: list[bool] = []
+        mark = channel.delivery.bus.delivered
+
+        def delivered(uid, client_id, seq):
+            slot = channel.registry.slot("ajax", uid, client_id)
+            seen_at_mark.append(slot is not None and slot.conn.done)
+            mark(uid, client_id, seq)
+
+        channel.delivery.bus.delivered = delivered
+        result: list = []
+        poller = threading.Thread(target=lambda: result.append(peer.poll(timeout=10)))
+        poller.start()
+        wait_until(lambda: any(o.uid == "once" for o in channel.delivery.live_outlets()), 5)
+        server.sente.send("once", ["n/x", 1], flush=True)
+        poller.join(10)
+        assert result[0][0] == [["n/x", 1]]
+        assert seen_at_mark == [False]  # the poll was still unanswered when the mark was made
+        # and the next poll waits for new events rather than getting that batch again
+        server.sente.send("once", ["n/x", 2], flush=True)
+        assert peer.poll(timeout=10)[0] == [["n/x", 2]]

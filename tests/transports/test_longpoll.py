@@ -159,3 +159,69 @@ def test_an_answer_that_cannot_be_made_is_a_500(pair: Any) -> None:
         entry.service(T0)
     assert entry.fault(RuntimeError("cannot answer")) is False
     assert theirs.recv(4096) == SERVER_ERROR
+
+
+# ------------------------------------------------------------------- held batches
+
+
+def test_a_held_batch_is_not_answered_until_it_is_released(pair: Any) -> None:
+    held = Held(pair[0])
+    woken: list[bool] = []
+    held.poll.notify = lambda: woken.append(True)
+    assert held.poll.hold("batch")
+    assert held.poll.held and not held.poll.done and woken == []
+    assert not held.poll.offer("late push")  # taken: it waits for the next poll
+    # past the deadline the timeout cannot replace it, and the entry sleeps until woken
+    assert held.entry.service(T0 + 11.0) is None
+    assert held.entry.out == b"" and not held.entry.finished
+    held.poll.release()
+    assert woken == [True] and held.poll.done and not held.poll.held
+    held.entry.service(T0 + 11.5)
+    assert bytes(held.entry.out) == b"answer:batch"
+
+
+def test_a_client_gone_while_its_batch_is_held_reports_that_batch(pair: Any) -> None:
+    held = Held(pair[0])
+    held.poll.hold("batch")
+    gone = held.entry.readable(b"", T0 + 1.0)
+    assert gone == CloseInfo(None, "client gone", False)
+    held.entry.dropped(gone, written=False)
+    assert held.done == [("batch", False)]  # not CLIENT_GONE: the batch is reported lost
+    held.poll.release()  # the bus's mark comes later and wakes nobody
+    assert held.done == [("batch", False)]
+
+
+def test_release_without_a_held_value_changes_nothing() -> None:
+    shot = OneShot()
+    shot.release()
+    assert not shot.done
+    assert shot.offer("value") and shot.value == "value"
+    shot.release()
+    assert shot.done and shot.value == "value"
+
+
+def test_a_waiter_past_its_timeout_gets_the_held_value_once_released() -> None:
+    shot = OneShot()
+    assert shot.hold("batch")
+    waiting = threading.Event()
+    got: list[Any] = []
+
+    def waiter() -> None:
+        waiting.set()
+        got.append(shot.wait(0.0, on_timeout="timeout"))
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    assert waiting.wait(5)
+    shot.release()
+    thread.join(10)
+    assert got == ["batch"]
+
+
+def test_a_held_value_never_released_is_still_answered_after_a_bounded_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("flask_sente.transports.longpoll._RELEASE_WAIT_S", 0.01)
+    shot = OneShot()
+    shot.hold("batch")
+    assert shot.wait(0.0, on_timeout="timeout") == "batch"
