@@ -43,6 +43,8 @@ _WRITE = selectors.EVENT_WRITE
 STALL_S = 0.02
 #: Quiet watchdog checks after which the watchdog sleeps until the loop hands over again.
 _IDLE_CHECKS = 10
+#: How long the write of an answer to a connection that came while closing may block.
+_LATE_WRITE_S = 1.0
 
 #: Messages read in one turn, in order, each with its entry.
 Messages = deque[tuple[Entry, str | bytes]]
@@ -80,6 +82,8 @@ class EventLoop:
         self._read: Messages = deque()
         self._running = True
         self._stop_at = 0.0
+        #: The loop thread has ended: entries added now are dropped at once.
+        self._finished = False
         #: Which thread is the loop: the one started with this generation.
         self._generation = 0
         self._handing: _Handing | None = None
@@ -104,8 +108,25 @@ class EventLoop:
     def add(self, entry: Entry) -> None:
         """Own ``entry``'s socket until the entry finishes or the client leaves."""
         with self._lock:
-            self._added.append(entry)
-            self._wake_locked()
+            if not self._finished:
+                self._added.append(entry)
+                self._wake_locked()
+                return
+        self._answer_late(entry)
+
+    def _answer_late(self, entry: Entry) -> None:
+        """The loop has stopped (the server is shutting down): tell ``entry``'s client so
+        here, as the loop told the others, with a short blocking write, then drop it."""
+        written = False
+        try:
+            entry.shutdown()
+            entry.service(time.monotonic())
+            entry.sock.settimeout(_LATE_WRITE_S)
+            entry.sock.sendall(entry.out)
+            written = True
+        except Exception as exc:  # a client gone, or an answer that cannot be made
+            logger.info("could not answer a connection that came while closing: %s", exc)
+        self._drop(entry, CloseInfo(None, "server closing", True), written=written)
 
     def mark(self, entry: Entry) -> None:
         """``entry`` has something new to write (or a new deadline): service it soon."""
@@ -152,7 +173,9 @@ class EventLoop:
             # a new thread first serves what the stalled one left (no wake-up byte comes)
             timeout: float | None = 0.0 if generation else None
             closing = False
-            while self._running or (self._entries and time.monotonic() < self._stop_at):
+            while self._running or (
+                (self._entries or self._added) and time.monotonic() < self._stop_at
+            ):
                 if not self._running and not closing:
                     closing = True
                     for entry in list(self._entries):
@@ -166,8 +189,12 @@ class EventLoop:
         with self._lock:
             if generation != self._generation:
                 return
+            self._finished = True
+            late, self._added = self._added, []
         for entry in list(self._entries):
             self._drop(entry, CloseInfo(None, "server closing", True))
+        for entry in late:
+            self._answer_late(entry)
         self._selector.close()
         self._wake_r.close()
         self._wake_w.close()
@@ -201,6 +228,8 @@ class EventLoop:
             dirty, self._dirty = list(self._dirty), {}
         for entry in added:
             self._register(entry)
+            if not self._running and not entry.closed:
+                entry.shutdown()  # came while closing: it is told what the others were
         for entry in added + dirty:
             if not entry.closed:
                 self._service_safely(entry, now)
