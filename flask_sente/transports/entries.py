@@ -12,6 +12,7 @@ import abc
 import contextlib
 import logging
 import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -75,6 +76,20 @@ class Entry(abc.ABC):
     @abc.abstractmethod
     def shutdown(self) -> None:
         """The loop is closing: end as soon as possible, telling the client."""
+
+    def shut_down_here(self, timeout_s: float) -> bool:
+        """What :meth:`shutdown` has to say, written with a blocking send bounded by
+        ``timeout_s``: for an entry that reached the loop after it stopped. Returns whether
+        it was written."""
+        try:
+            self.shutdown()
+            self.service(time.monotonic())
+            self.sock.settimeout(timeout_s)
+            self.sock.sendall(self.out)
+        except Exception as exc:  # a client gone, or an answer that cannot be made
+            logger.info("could not tell a connection that came while closing: %s", exc)
+            return False
+        return True
 
     @abc.abstractmethod
     def fault(self, exc: Exception) -> bool:

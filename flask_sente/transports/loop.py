@@ -115,17 +115,8 @@ class EventLoop:
         self._answer_late(entry)
 
     def _answer_late(self, entry: Entry) -> None:
-        """The loop has stopped (the server is shutting down): tell ``entry``'s client so
-        here, as the loop told the others, with a short blocking write, then drop it."""
-        written = False
-        try:
-            entry.shutdown()
-            entry.service(time.monotonic())
-            entry.sock.settimeout(_LATE_WRITE_S)
-            entry.sock.sendall(entry.out)
-            written = True
-        except Exception as exc:  # a client gone, or an answer that cannot be made
-            logger.info("could not answer a connection that came while closing: %s", exc)
+        """The loop has stopped (the server is shutting down): tell ``entry`` here."""
+        written = entry.shut_down_here(_LATE_WRITE_S)
         self._drop(entry, CloseInfo(None, "server closing", True), written=written)
 
     def mark(self, entry: Entry) -> None:
