@@ -74,6 +74,9 @@ from bench_server import (
 from loadgen import close_all, cpu_seconds, emit, open_all, percentile
 from websockets.exceptions import ConnectionClosed
 
+#: The servers with a Redis message queue (the bare flask-sock server has none).
+SERVERS = ("flask_sente", "Flask-SocketIO")
+
 THIS = Path(__file__).resolve()
 WORKERS = 4
 
@@ -563,19 +566,19 @@ def main(argv: list[str] | None = None) -> None:
 
     signal.signal(signal.SIGTERM, interrupted)
     procs = Processes(pin=False)
-    runs: dict[str, list[dict]] = {name: [] for name in APPS}
-    fixed_runs: dict[str, list[dict]] = {name: [] for name in APPS}
+    runs: dict[str, list[dict]] = {name: [] for name in SERVERS}
+    fixed_runs: dict[str, list[dict]] = {name: [] for name in SERVERS}
     rate = 0.0
     started = time.monotonic()
     try:
         redis = RedisServer(procs)
         for round_ in range(opts.repeat):
-            for name in list(APPS)[:: 1 if round_ % 2 == 0 else -1]:
+            for name in list(SERVERS)[:: 1 if round_ % 2 == 0 else -1]:
                 runs[name].append(run(procs, redis, name, opts))
         if not opts.no_fixed:
             rate = median_run(runs["flask_sente"])["per_second"] / 2
             for round_ in range(opts.repeat):
-                for name in list(APPS)[:: 1 if round_ % 2 == 0 else -1]:
+                for name in list(SERVERS)[:: 1 if round_ % 2 == 0 else -1]:
                     fixed_runs[name].append(run(procs, redis, name, opts, rate=rate))
     except KeyboardInterrupt:
         log("interrupted: stopping every process started")
