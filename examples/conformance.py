@@ -29,6 +29,7 @@ from typing import Any
 from flask import Flask, Response, request
 
 from flask_sente import EventMsg, Sente
+from flask_sente.packers import PACKER_NAMES
 from flask_sente.protocol import SKIP_CSRF_CHECK
 
 
@@ -166,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8090)
     parser.add_argument(
         "--packer",
-        choices=["json", "edn", "msgpack", "gzip+json", "gzip+edn", "gzip+msgpack"],
+        choices=PACKER_NAMES,
         default="json",
     )
     parser.add_argument("--csrf-token")

@@ -36,6 +36,7 @@ from .typecheck import check_arguments
 from .values import Symbol
 
 __all__ = [
+    "PACKER_NAMES",
     "EdnPacker",
     "GzipPacker",
     "JsonPacker",
@@ -317,7 +318,9 @@ _BY_NAME: dict[str, type] = {
     "transit": TransitPacker,
     "msgpack": MsgpackPacker,
 }
-_NAMES = [*_BY_NAME, *(f"gzip+{name}" for name in _BY_NAME)]
+#: Every name :func:`get_packer` takes, for command lines and configuration checks.
+PACKER_NAMES: tuple[str, ...] = (*_BY_NAME, *(f"gzip+{name}" for name in _BY_NAME))
+_NAMES = list(PACKER_NAMES)
 
 
 def get_packer(packer: str | Packer | None) -> Packer:

@@ -32,6 +32,7 @@ import requests
 from requests.cookies import RequestsCookieJar, create_cookie
 
 from ..errors import ConfigError, SenteError
+from ..packers import PACKER_NAMES
 from ..protocol import STATE
 from .client import Client
 from .messages import ClientEventMsg
@@ -92,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("url", help="the channel socket URL, e.g. http://127.0.0.1:5000/chsk")
     p.add_argument("--type", choices=["auto", "ws", "ajax"], default="auto")
-    p.add_argument("--packer", choices=["json", "edn"], default="json")
+    p.add_argument("--packer", choices=PACKER_NAMES, default="json")
     csrf = p.add_mutually_exclusive_group()
     csrf.add_argument("--csrf-token", default=None)
     csrf.add_argument(

@@ -75,6 +75,19 @@ def test_cli_against_the_conformance_app() -> None:
     assert len(errors) == 1 and str(errors[0]).startswith("ReplyTimeout")
 
 
+@pytest.mark.parametrize("packer", ["transit", "msgpack"])
+def test_cli_speaks_every_packer_of_sente(packer: str) -> None:
+    proc = Conformance("--packer", packer).start()
+    try:
+        lines = run_cli(
+            proc.url, "--type", "ws", "--packer", packer, "--timeout", "5",
+            stdin='["test/echo", {"a": [1, "b"]}]\n',
+        )  # fmt: skip
+    finally:
+        proc.stop()
+    assert ("reply", {"echo": {"a": [1, "b"]}}) in lines
+
+
 def test_one_short_line_per_state_change(sente: ScriptedSente) -> None:
     args = ["--type", "ws", "--packer", "edn", "--csrf-token", CSRF, "--client-id", "cli-2"]
     lines = run_cli(sente.url, *args, stdin='["test/echo", 1]\n')
