@@ -109,7 +109,10 @@ def plot_server() -> None:
     bar_chart(
         [row["figure"] for row in rates],
         {name: [number(row[name]) for row in rates] for name in frameworks},
-        title="flask_sente, Flask-SocketIO and a bare flask-sock echo server, one worker",
+        title=(
+            "flask_sente, Flask-SocketIO and a bare flask-sock echo server,\n"
+            "one gunicorn worker (docs/benchmarks.md)"
+        ),
         xlabel="per second, more is better (log scale)",
         out=DOCS / "benchmark-server.png",
         log=True,
