@@ -130,6 +130,17 @@ class Delivery:
         self._wake_outlets(uid, flush=False)
 
     def _wake_outlets(self, uid: Any, *, flush: bool) -> None:
+        by_client = self._outlets.get(uid)
+        if not flush and by_client:
+            # Long-polls whose flush is already scheduled need nothing more, and are seen
+            # without the lock (the copy is one C call, atomic under the GIL): their flush
+            # clears the flag before it reads the mailbox, which already holds this event.
+            # Under gevent the lock is the pure-Python RLock, a good part of each push.
+            for outlet in tuple(by_client.values()):
+                if not outlet.flush_pending or outlet.kind != "ajax":
+                    break
+            else:
+                return
         now: list[Outlet] = []
         with self.lock:
             for outlet in self._outlets.get(uid, {}).values():
