@@ -90,7 +90,8 @@ class EventLoop:
         self._handovers = 0
         self._watch = threading.Condition(self._lock)
         self._watch_idle = True
-        self._thread = self._lead(deque())
+        #: The thread that is the loop now (a stalled handler hands the loop to a new one).
+        self.thread = self._lead(deque())
         self._watchdog = threading.Thread(target=self._guard, name=f"{name}-watchdog", daemon=True)
         self._watchdog.start()
 
@@ -136,7 +137,7 @@ class EventLoop:
         with self._lock:
             self._wake_locked()
             self._watch.notify()
-            thread = self._thread
+            thread = self.thread
         if thread is not threading.current_thread():
             thread.join(timeout_s)
 
@@ -153,7 +154,7 @@ class EventLoop:
         thread = threading.Thread(
             target=self._run, args=(self._generation, inherited), name=self._name, daemon=True
         )
-        self._thread = thread
+        self.thread = thread
         thread.start()
         return thread
 

@@ -144,8 +144,15 @@ def batch(server: Server, sentinels: Sentinels) -> Iterator[None]:
     yield
     sentinels.still_served()
 
+    loop = server.app.extensions["sente"].loop
+
     def new_threads() -> list[str]:
-        return [t.name for t in threading.enumerate() if t not in before and t.is_alive()]
+        # the loop's thread may be a new one: a handler that stalled handed the loop over
+        return [
+            t.name
+            for t in threading.enumerate()
+            if t not in before and t.is_alive() and t is not loop.thread
+        ]
 
     try:
         wait_until(lambda: not new_threads(), timeout=10)
