@@ -82,7 +82,7 @@ class EventLoop:
         self._read: Messages = deque()
         self._running = True
         self._stop_at = 0.0
-        #: The loop thread has ended: entries added now are dropped at once.
+        #: The loop thread has ended: an entry added now is told so at once, and dropped.
         self._finished = False
         #: Which thread is the loop: the one started with this generation.
         self._generation = 0
