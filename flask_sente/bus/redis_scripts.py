@@ -32,7 +32,10 @@ for a = 6, #ARGV, 2 do
       local seq = redis.call('HINCRBY', mb, 'seq', 1)
       local log = p .. 'log:' .. u .. ':' .. cid
       redis.call('XADD', log, 'MAXLEN', backlog, seq .. '-1', 'e', packed, 'i', base .. k)
-      redis.call('PEXPIRE', log, ttl)
+      -- the log lives as long as its mailbox, not past it (pushes to the uid's other
+      -- clients must not keep a departed client's log alive)
+      local left = redis.call('PTTL', mb)
+      redis.call('PEXPIRE', log, left > 0 and left or ttl)
       n = n + 1
     else
       redis.call('SREM', clients, cid)

@@ -204,3 +204,32 @@ def test_a_dead_workers_uids_are_reaped(make, monkeypatch):
     dying._stop.set()  # its heartbeat stops, as if the process were killed
     wait_until(lambda: listener.dead == ["ghost"], 10)
     wait_until(lambda: "ghost" not in survivor.connected_uids()["any"], 5)
+
+
+def test_a_departed_clients_log_expires_with_its_mailbox_whatever_else_is_pushed(
+    redis_server, redis_url
+):
+    # Pushes to a uid reach every mailbox it has, a departed client's too: they must not keep
+    # that client's log alive past its mailbox (a soak found Redis growing that way).
+    scheduler = Scheduler()
+    bus = make_bus(
+        redis_url,
+        scheduler=scheduler,
+        lost=lambda *a: None,
+        packer=PACKER,
+        backlog=100,
+        window_s=30.0,
+    )
+    try:
+        bus.ensure_mailbox("u", "gone")
+        bus.ensure_mailbox("u", "stays")
+        bus.push("u", ev(1))
+        client = redis_server.client()
+        (mailbox,) = client.keys("*mb:*:gone")
+        (log,) = client.keys("*log:*:gone")
+        client.pexpire(mailbox, 2000)  # its time runs out, as after its last connection
+        bus.push("u", ev(2))  # for the client that stays
+        assert 0 < client.pttl(log) <= client.pttl(mailbox) + 50
+    finally:
+        bus.close()
+        scheduler.close()
