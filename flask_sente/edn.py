@@ -49,7 +49,7 @@ from fractions import Fraction
 from typing import Any
 
 from .edn_reader import MAX_DEPTH, read
-from .edn_scalars import TAGS, is_name
+from .edn_scalars import CHAR_NAMES, TAGS, is_name
 from .errors import ConfigError, PackError, UnpackError
 from .values import Char, ImmutableVector, Keyword, Symbol, is_keyword_name
 
@@ -70,14 +70,7 @@ __all__ = [
 _STRING_ESCAPES = str.maketrans(
     {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r", "\f": "\\f", "\b": "\\b"}
 )
-_CHAR_NAMES = {
-    "\n": "newline",
-    " ": "space",
-    "\t": "tab",
-    "\b": "backspace",
-    "\f": "formfeed",
-    "\r": "return",
-}
+_CHAR_NAMES = {char: name for name, char in CHAR_NAMES.items()}
 _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
 
 

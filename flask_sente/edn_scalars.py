@@ -29,7 +29,8 @@ _FLOAT = re.compile(r"([-+]?[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?)(M)?\Z")
 _RATIO = re.compile(r"([-+]?[0-9]+)/([0-9]+)\Z")
 _ESCAPE = re.compile(r"\\(?:u([0-9A-Fa-f]{4})|([0-7]{1,3})|(.))", re.DOTALL)
 _ESCAPES = {"t": "\t", "r": "\r", "n": "\n", "\\": "\\", '"': '"', "b": "\b", "f": "\f"}
-_CHAR_NAMES = {
+#: The characters edn names (``\\newline``...): read here, written by :mod:`.edn`.
+CHAR_NAMES = {
     "newline": "\n",
     "space": " ",
     "tab": "\t",
@@ -172,8 +173,8 @@ _OCTAL = re.compile(r"o[0-7]{1,3}\Z")
 def char(body: str) -> Char:
     if len(body) == 1:
         return Char(body)
-    if body in _CHAR_NAMES:
-        return Char(_CHAR_NAMES[body])
+    if body in CHAR_NAMES:
+        return Char(CHAR_NAMES[body])
     if _HEX4.match(body):
         code = int(body[1:], 16)
         if 0xD800 <= code <= 0xDFFF:

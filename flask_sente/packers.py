@@ -320,7 +320,6 @@ _BY_NAME: dict[str, type] = {
 }
 #: Every name :func:`get_packer` takes, for command lines and configuration checks.
 PACKER_NAMES: tuple[str, ...] = (*_BY_NAME, *(f"gzip+{name}" for name in _BY_NAME))
-_NAMES = list(PACKER_NAMES)
 
 
 def get_packer(packer: str | Packer | None) -> Packer:
@@ -336,7 +335,7 @@ def get_packer(packer: str | Packer | None) -> Packer:
             chosen = _BY_NAME[inner]()
         except KeyError:
             raise ConfigError(
-                f"unknown packer {packer!r}; use one of {_NAMES} or a Packer object"
+                f"unknown packer {packer!r}; use one of {list(PACKER_NAMES)} or a Packer object"
             ) from None
         return GzipPacker(chosen) if gzip else chosen
     if isinstance(packer, Packer):
